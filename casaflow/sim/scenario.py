@@ -133,6 +133,14 @@ class Scenario(_Model):
     incidents: list[IncidentSpec] = Field(default_factory=list)
     pool: PoolSpec | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        if (self.start_time.timestamp() % self.window_s) != 0:
+            raise ValueError(f"start_time must be a multiple of window_s ({self.window_s:g} s) since the epoch")
+        if 1000 % self.video.fps:
+            raise ValueError("video.fps must divide 1000 (one SUMO step of whole milliseconds per frame)")
+        return self
+
     @field_validator("start_time")
     @classmethod
     def _whole_minute_utc(cls, value: datetime) -> datetime:

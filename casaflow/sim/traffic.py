@@ -377,7 +377,7 @@ class _Run:
             self._stage(t_s, vehicles)
             libsumo.simulationStep()
             self._subscribe(variables)
-            if self.progress is not None and frame % int(self.scenario.video.fps * 10) == 0:
+            if self.progress is not None and frame % max(n_frames // 10, 1) == 0:
                 self.progress(frame, n_frames)
         end_s = n_frames * dt_s
         self._close_open(end_s)

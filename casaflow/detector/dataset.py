@@ -1,0 +1,230 @@
+"""Training and evaluation frames from `casaflow simulate` folders: YUV420 frames plus truth boxes.
+
+Folder contract: `cameras.yaml` (`start_time`, `cameras: [{id, url, ...}]`, urls relative to the file),
+the clips it names, and `truth/frames.parquet` (`camera_id, frame_index, ts, object_id, cls, x1, y1, x2,
+y2, visible, speed_kmh`; boxes in pixels of the rendered frame, `visible` in 0..1). Decoded frames are
+cached as raw yuv420p in a uint8 memmap, so later epochs read pages instead of decoding again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import yaml
+
+from casaflow.detections import CLASS_IDS
+
+Progress = Callable[[str], None]
+CACHE_FORMAT_VERSION = 1
+
+
+class DatasetError(ValueError):
+    """A dataset folder, clip or truth file is missing or does not follow the contract."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One camera's clip inside a dataset folder."""
+
+    camera_id: str
+    video_path: Path
+
+
+@dataclass(frozen=True)
+class FrameTruth:
+    """Truth boxes of one frame.
+
+    Attributes:
+        xyxy: (n, 4) float32 boxes in source pixels.
+        class_id: (n,) int64.
+        visible: (n,) float32 visible fraction in 0..1.
+    """
+
+    xyxy: np.ndarray
+    class_id: np.ndarray
+    visible: np.ndarray
+
+
+def read_clips(data_dir: str | Path) -> tuple[datetime | None, list[Clip]]:
+    """Reads `start_time` and the cameras' clips from `data_dir/cameras.yaml`.
+
+    Raises:
+        DatasetError: missing or malformed inventory.
+    """
+    path = Path(data_dir) / "cameras.yaml"
+    try:
+        inventory = yaml.safe_load(path.read_text())
+        cameras = inventory["cameras"]
+        clips = [Clip(str(camera["id"]), (path.parent / str(camera["url"])).resolve()) for camera in cameras]
+    except OSError as error:
+        raise DatasetError(f"cannot read {path}: {error.strerror or error}") from error
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise DatasetError(f"{path} is not a camera inventory: {type(error).__name__} {error}") from error
+    start_time = inventory.get("start_time")
+    if isinstance(start_time, str):
+        start_time = datetime.fromisoformat(start_time.replace("Z", "+00:00"))
+    if isinstance(start_time, datetime) and start_time.tzinfo is None:
+        start_time = start_time.replace(tzinfo=timezone.utc)
+    return start_time, clips
+
+
+def iter_yuv420_frames(video_path: str | Path, *, threads: int = 0) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Decodes a clip in order.
+
+    Args:
+        video_path: anything PyAV opens.
+        threads: decoder threads; 0 lets FFmpeg choose.
+
+    Yields:
+        `(frame_index, pts_s, frame)` with frame (H*3//2, W) uint8 yuv420p; odd sizes are cropped to even.
+
+    Raises:
+        DatasetError: the file cannot be opened or has no video stream.
+    """
+    try:
+        container = av.open(str(video_path))
+    except (av.FFmpegError, OSError) as error:
+        raise DatasetError(f"cannot open video {video_path}: {error}") from error
+    with container:
+        if not container.streams.video:
+            raise DatasetError(f"{video_path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        try:
+            for frame_index, frame in enumerate(container.decode(stream)):
+                width, height = frame.width - frame.width % 2, frame.height - frame.height % 2
+                if frame.format.name != "yuv420p" or (width, height) != (frame.width, frame.height):
+                    frame = frame.reformat(width=width, height=height, format="yuv420p")
+                pts_s = float(frame.pts * frame.time_base) if frame.pts is not None else float("nan")
+                yield frame_index, pts_s, frame.to_ndarray()
+        except av.FFmpegError as error:
+            raise DatasetError(f"cannot decode {video_path}: {error}") from error
+
+
+class FrameDataset:
+    """Every `frame_step`-th frame of every clip of some simulator folders, with truth.
+
+    Attributes:
+        samples: list of `(clip_index, cached_row, frame_index)` per sample.
+        clips: `(camera_id, video_path)` of each clip.
+    """
+
+    def __init__(
+        self,
+        data_dirs: Sequence[str | Path],
+        *,
+        cache_dir: str | Path,
+        frame_step: int = 5,
+        progress: Progress | None = None,
+    ) -> None:
+        if frame_step < 1:
+            raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+        if not data_dirs:
+            raise DatasetError("no dataset folders given")
+        self.frame_step = frame_step
+        self.clips: list[Clip] = []
+        self._frames: list[np.ndarray] = []
+        self._truth: list[dict[int, FrameTruth]] = []
+        self.samples: list[tuple[int, int, int]] = []
+        cache = Path(cache_dir)
+        cache.mkdir(parents=True, exist_ok=True)
+        for data_dir in data_dirs:
+            truth_by_camera = _read_truth(Path(data_dir))
+            for clip in read_clips(data_dir)[1]:
+                if not clip.video_path.is_file():
+                    raise DatasetError(f"clip of camera {clip.camera_id} not found: {clip.video_path}")
+                frames, frame_indices = _cached_frames(clip.video_path, cache, frame_step=frame_step, progress=progress)
+                clip_index = len(self.clips)
+                self.clips.append(clip)
+                self._frames.append(frames)
+                self._truth.append(truth_by_camera.get(clip.camera_id, {}))
+                self.samples.extend((clip_index, row, int(f)) for row, f in enumerate(frame_indices))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def frame(self, index: int) -> np.ndarray:
+        """(H*3//2, W) uint8 yuv420p frame of sample `index`."""
+        clip_index, row, _ = self.samples[index]
+        return self._frames[clip_index][row]
+
+    def truth(self, index: int) -> FrameTruth:
+        """Truth boxes of sample `index` (empty if no road user is in view)."""
+        clip_index, _, frame_index = self.samples[index]
+        return self._truth[clip_index].get(frame_index, _EMPTY_TRUTH)
+
+    def frame_size_wh(self, index: int) -> tuple[int, int]:
+        rows, width = self._frames[self.samples[index][0]].shape[1:]
+        return width, rows * 2 // 3
+
+    def clip_of(self, index: int) -> int:
+        return self.samples[index][0]
+
+
+_EMPTY_TRUTH = FrameTruth(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+
+def _read_truth(data_dir: Path) -> dict[str, dict[int, FrameTruth]]:
+    path = data_dir / "truth" / "frames.parquet"
+    columns = ["camera_id", "frame_index", "cls", "x1", "y1", "x2", "y2", "visible"]
+    try:
+        table = pq.read_table(path, columns=columns).to_pandas()
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"cannot read truth {path}: {error}") from error
+    unknown = sorted(set(table["cls"]) - set(CLASS_IDS))
+    if unknown:
+        raise DatasetError(f"{path} has unknown classes: {', '.join(map(str, unknown[:5]))}")
+    table["class_id"] = table["cls"].map(CLASS_IDS).astype(np.int64)
+    result: dict[str, dict[int, FrameTruth]] = {}
+    for (camera_id, frame_index), rows in table.groupby(["camera_id", "frame_index"], sort=False):
+        result.setdefault(str(camera_id), {})[int(frame_index)] = FrameTruth(
+            xyxy=rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float32),
+            class_id=rows["class_id"].to_numpy(np.int64),
+            visible=rows["visible"].to_numpy(np.float32),
+        )
+    return result
+
+
+def _cached_frames(
+    video_path: Path, cache_dir: Path, *, frame_step: int, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (frames memmap (N, H*3//2, W) uint8, frame indices (N,)) of every `frame_step`-th frame."""
+    stat = video_path.stat()
+    key = json.dumps([str(video_path), stat.st_size, stat.st_mtime_ns, frame_step, CACHE_FORMAT_VERSION])
+    stem = cache_dir / hashlib.sha1(key.encode()).hexdigest()[:16]
+    index_path, data_path = stem.with_suffix(".json"), stem.with_suffix(".u8")
+    if index_path.is_file() and data_path.is_file():
+        meta = json.loads(index_path.read_text())
+        frames = np.memmap(data_path, dtype=np.uint8, mode="r", shape=tuple(meta["shape"]))
+        return frames, np.asarray(meta["frame_indices"], np.int64)
+    if progress:
+        progress(f"decoding {video_path} into the frame cache (1 frame in {frame_step})")
+    temporary = data_path.with_suffix(".u8.tmp")
+    frame_indices: list[int] = []
+    shape: tuple[int, int] | None = None
+    with open(temporary, "wb") as out:
+        for frame_index, _, frame in iter_yuv420_frames(video_path):
+            if frame_index % frame_step:
+                continue
+            if shape is None:
+                shape = frame.shape
+            elif frame.shape != shape:
+                raise DatasetError(f"{video_path} changes frame size at frame {frame_index}")
+            out.write(frame.tobytes())
+            frame_indices.append(frame_index)
+    if shape is None:
+        temporary.unlink(missing_ok=True)
+        raise DatasetError(f"{video_path} has no frames")
+    temporary.replace(data_path)
+    full_shape = (len(frame_indices), *shape)
+    index_path.write_text(json.dumps({"video": str(video_path), "shape": full_shape, "frame_indices": frame_indices}))
+    return np.memmap(data_path, dtype=np.uint8, mode="r", shape=full_shape), np.asarray(frame_indices, np.int64)

@@ -1,0 +1,276 @@
+"""The one inference path: YUV420 stacks in, per-frame `Detections` in source pixels out.
+
+Both the Serve deployment and `casaflow detect` build a `DetectorRuntime`; evaluation uses it too, so the
+numbers in the model card come from the serving code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from casaflow.detections import Detections
+from casaflow.detector.decode import BatchBoxes, decode_centernet, scale_to_source, split_detections
+from casaflow.detector.model import CenterNet, ModelConfig
+from casaflow.detector.preprocess import normalize_rgb, yuv420_frame_hw, yuv420_to_rgb
+
+WEIGHTS_FORMAT = "casaflow.centernet"
+DEFAULT_WEIGHTS_PATH = Path(__file__).parent / "weights" / "centernet.pt"
+
+
+class BatchDetector(Protocol):
+    """What the runtime drives: a module detecting in a batch of RGB images, returning padded boxes."""
+
+    input_size_wh: tuple[int, int] | None
+
+    def detect_rgb(self, rgb: torch.Tensor, *, min_confidence: float, top_k: int) -> BatchBoxes:
+        """(B, 3, h, w) RGB 0..255 -> padded boxes in input pixels."""
+        ...
+
+
+class CenterNetDetector(nn.Module):
+    """CenterNet + normalisation + batched peak decoding, as a `BatchDetector`."""
+
+    def __init__(self, model: CenterNet, *, input_size_wh: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.input_size_wh = tuple(input_size_wh or model.input_size_wh)
+        if self.input_size_wh[0] % 32 or self.input_size_wh[1] % 32:
+            raise ValueError(f"CenterNet input size must be multiples of 32, got {self.input_size_wh}")
+        self.channels_last = False
+
+    def detect_rgb(self, rgb: torch.Tensor, *, min_confidence: float, top_k: int) -> BatchBoxes:
+        images = normalize_rgb(rgb)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        output = self.model(images)
+        return decode_centernet(*output, stride=self.model.stride, top_k=top_k, min_confidence=min_confidence)
+
+
+class DetectorOptions(BaseModel):
+    """How to build a detector runtime (Serve deployment arguments, `casaflow detect` flags)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: Literal["centernet", "coco"] = Field("centernet", description="casaflow CenterNet, or a torchvision COCO detector")
+    weights_path: str | None = Field(None, description="weights file; None: the packaged CenterNet weights")
+    coco_model: str = Field("fasterrcnn_mobilenet_v3_large_fpn", description="torchvision builder name when model='coco'")
+    input_size_wh: tuple[int, int] | None = Field(None, description="network input (w, h) px; None: the trained size (CenterNet) or the source size (COCO)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto picks CUDA when present")
+    fp16: bool | None = Field(None, description="fp16 autocast; None: on for CUDA, off for CPU")
+    min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="detections scoring below are dropped")
+    top_k: int = Field(100, ge=1, le=1000, description="most detections per frame")
+    num_threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; None leaves torch's default")
+
+
+class DetectorRuntime:
+    """Runs a `BatchDetector` on stacks of YUV420 frames on one device.
+
+    Frames are uploaded as uint8 planes; conversion, resize, normalisation, the network and decoding run
+    on the device for the whole batch; results come back to host memory in one transfer.
+    """
+
+    def __init__(
+        self,
+        detector: nn.Module,
+        *,
+        device: str = "auto",
+        fp16: bool | None = None,
+        min_confidence: float = 0.3,
+        top_k: int = 100,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16)
+        if self.fp16 and self.device.type != "cuda":
+            raise ValueError("fp16 inference needs a CUDA device")
+        self.min_confidence = float(min_confidence)
+        self.top_k = int(top_k)
+        self.detector = detector.to(self.device).eval()
+        if isinstance(detector, CenterNetDetector):
+            self.detector.model.to(memory_format=torch.channels_last)
+            self.detector.channels_last = True
+        self._failure: str | None = None
+
+    @property
+    def input_size_wh(self) -> tuple[int, int] | None:
+        return self.detector.input_size_wh
+
+    @torch.inference_mode()
+    def detect(self, frames: np.ndarray | torch.Tensor) -> list[Detections]:
+        """Detects objects in a stack of same-sized frames.
+
+        Args:
+            frames: (B, H*3//2, W) uint8 yuv420p frames.
+
+        Returns:
+            B `Detections`, boxes in source pixels, sorted by descending confidence.
+        """
+        height, width = yuv420_frame_hw(tuple(frames.shape))
+        if frames.shape[0] == 0:
+            return []
+        try:
+            batch = _as_uint8_tensor(frames).to(self.device, non_blocking=True)
+            input_wh = self.input_size_wh or (width, height)
+            rgb = yuv420_to_rgb(batch, size_hw=(input_wh[1], input_wh[0]))
+            with self._autocast():
+                boxes = self.detector.detect_rgb(rgb, min_confidence=self.min_confidence, top_k=self.top_k)
+            boxes = scale_to_source(boxes, input_size_wh=input_wh, source_size_wh=(width, height))
+            return split_detections(boxes)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except RuntimeError as error:
+            if self.device.type == "cuda" and "CUDA" in str(error):
+                self._failure = str(error).splitlines()[0]
+            raise
+
+    def detect_stacks(self, stacks: Sequence[np.ndarray]) -> list[list[Detections]]:
+        """Detects in several stacks (one per request), batching together the stacks of one frame size.
+
+        Args:
+            stacks: each (B_i, H_i*3//2, W_i) uint8; sizes may differ between stacks.
+
+        Returns:
+            One list of B_i `Detections` per stack, in input order.
+        """
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for position, stack in enumerate(stacks):
+            yuv420_frame_hw(tuple(stack.shape))
+            groups.setdefault(tuple(stack.shape[1:]), []).append(position)
+        results: list[list[Detections]] = [[] for _ in stacks]
+        for positions in groups.values():
+            members = [stacks[p] for p in positions]
+            merged = members[0] if len(members) == 1 else np.concatenate(members)
+            detections = self.detect(merged)
+            start = 0
+            for position, member in zip(positions, members):
+                results[position] = detections[start : start + member.shape[0]]
+                start += member.shape[0]
+        return results
+
+    def check_health(self) -> None:
+        """Raises RuntimeError if the device failed (CUDA errors are sticky: the process must restart)."""
+        if self._failure is not None:
+            raise RuntimeError(f"detector device failed: {self._failure}")
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def warmup(self, *, source_size_wh: tuple[int, int] = (640, 360), batch_size: int = 1) -> None:
+        """Runs one batch of grey frames (allocator, cuDNN autotuning)."""
+        width, height = source_size_wh
+        self.detect(np.full((batch_size, height * 3 // 2, width), 128, np.uint8))
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.fp16:
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' -> CUDA when available, else CPU.
+
+    Raises:
+        ValueError: CUDA requested but not available.
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return resolved
+
+
+def save_model(model: CenterNet, path: str | Path, *, metadata: dict | None = None, fp16: bool = True) -> Path:
+    """Writes inference weights: config, state dict (floating tensors as fp16 when `fp16`), metadata."""
+    state = {
+        name: tensor.detach().to("cpu", torch.float16 if fp16 and tensor.is_floating_point() else tensor.dtype)
+        for name, tensor in model.state_dict().items()
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": WEIGHTS_FORMAT, "config": model.config.to_dict(), "state_dict": state, "metadata": metadata or {}}
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)
+    return path
+
+
+def load_model(path: str | Path) -> CenterNet:
+    """Loads a CenterNet from inference weights or a training checkpoint, in eval mode, float32.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not casaflow CenterNet weights.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"detector weights not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"cannot read detector weights {path}: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{path} is not a casaflow CenterNet weights file")
+    model = CenterNet(ModelConfig.from_dict(payload["config"]))
+    model.load_state_dict({name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in payload["state_dict"].items()})
+    return model.eval()
+
+
+def load_detector(path: str | Path | None = None, **runtime_kwargs) -> DetectorRuntime:
+    """Builds a runtime for CenterNet weights at `path`; None loads the packaged default weights.
+
+    Args:
+        path: weights file (`save_model` output or a training checkpoint).
+        **runtime_kwargs: `device`, `fp16`, `min_confidence`, `top_k` of `DetectorRuntime`.
+
+    Raises:
+        FileNotFoundError: the weights (default ones included: they are committed after training) are missing.
+    """
+    if path is None and not DEFAULT_WEIGHTS_PATH.is_file():
+        raise FileNotFoundError(
+            f"no packaged detector weights at {DEFAULT_WEIGHTS_PATH}; train them with `casaflow train-detector` "
+            "(docs/model_card.md) or pass a weights path"
+        )
+    return DetectorRuntime(CenterNetDetector(load_model(path or DEFAULT_WEIGHTS_PATH)), **runtime_kwargs)
+
+
+def build_runtime(options: DetectorOptions) -> DetectorRuntime:
+    """Builds the runtime that `options` describe (CenterNet weights or a torchvision COCO detector)."""
+    if options.num_threads is not None:
+        torch.set_num_threads(options.num_threads)
+    if options.model == "coco":
+        from casaflow.detector.coco import CocoDetectorAdapter, build_coco_model
+
+        if options.weights_path is None:
+            raise ValueError("model='coco' needs weights_path: a local torchvision COCO state dict")
+        detector = CocoDetectorAdapter(
+            build_coco_model(options.coco_model, weights_path=options.weights_path), input_size_wh=options.input_size_wh
+        )
+    else:
+        path = options.weights_path
+        if path is None and not DEFAULT_WEIGHTS_PATH.is_file():
+            raise FileNotFoundError(f"no packaged detector weights at {DEFAULT_WEIGHTS_PATH}; pass weights_path")
+        detector = CenterNetDetector(load_model(path or DEFAULT_WEIGHTS_PATH), input_size_wh=options.input_size_wh)
+    return DetectorRuntime(
+        detector, device=options.device, fp16=options.fp16, min_confidence=options.min_confidence, top_k=options.top_k
+    )
+
+
+def _as_uint8_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(frames, torch.Tensor):
+        tensor = frames
+    else:
+        array = np.ascontiguousarray(frames)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensor = torch.from_numpy(array)
+    if tensor.dtype != torch.uint8:
+        raise ValueError(f"frames must be uint8, got {tensor.dtype}")
+    return tensor

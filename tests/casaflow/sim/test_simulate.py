@@ -1,0 +1,143 @@
+"""`casaflow simulate` writes the contract of DESIGN.md, deterministically, with truth that matches the pixels.
+
+Pins: identical truth for the same seed; truth boxes agree with the decoded video; the inventory's
+homography maps a road user's ground point to its SUMO position within 0.5 m; segment windows follow
+the history contract; every incident type is staged in view in `demo`.
+"""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from casaflow.geometry import apply_homography
+from casaflow.history import SEGMENT_SCHEMA, TRUTH_FRAME_SCHEMA, TRUTH_INCIDENT_SCHEMA
+from casaflow.inventory import load_inventory
+from casaflow.measures import level_of_service
+from casaflow.sim.scenario import INCIDENT_TYPES, load_scenario
+from casaflow.sim.simulate import simulate, simulate_traffic
+
+TINY = """
+name: tiny
+duration_s: 60
+warmup_s: 40
+window_s: 30
+video: {width_px: 320, height_px: 180, fps: 10}
+cameras: {count: 2}
+demand: {peak_start_s: 20, peak_ramp_s: 20}
+incidents:
+  - {type: pedestrian_on_road, at_s: 5}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_scenario(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scenario") / "tiny.yaml"
+    path.write_text(TINY)
+    return load_scenario(str(path))
+
+
+@pytest.fixture(scope="module")
+def tiny_city(tiny_scenario, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny-city")
+    simulate(tiny_scenario, seed=3, out_dir=out, progress=lambda line: None)
+    return out
+
+
+def test_writes_the_whole_contract(tiny_city):
+    inventory = load_inventory(tiny_city / "cameras.yaml")
+    assert len(inventory.cameras) == 2
+    for camera in inventory.cameras:
+        assert (tiny_city / camera.url).exists()
+    assert pq.read_schema(tiny_city / "truth" / "frames.parquet").equals(TRUTH_FRAME_SCHEMA)
+    assert pq.read_schema(tiny_city / "truth" / "segments.parquet").equals(SEGMENT_SCHEMA)
+    assert pq.read_schema(tiny_city / "truth" / "incidents.parquet").equals(TRUTH_INCIDENT_SCHEMA)
+    with av.open(str(tiny_city / inventory.cameras[0].url)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 320, 180)
+        assert sum(1 for _ in container.decode(stream)) == 600
+
+
+def test_same_seed_same_truth(tiny_scenario, tiny_city, tmp_path):
+    simulate(tiny_scenario, seed=3, out_dir=tmp_path, progress=lambda line: None)
+    for name in ("frames", "segments", "incidents"):
+        again = pq.read_table(tmp_path / "truth" / f"{name}.parquet")
+        assert again.equals(pq.read_table(tiny_city / "truth" / f"{name}.parquet")), name
+
+
+def test_truth_boxes_agree_with_pixels(tiny_city):
+    """Outside every box a pixel stays put between two frames (up to noise and coding); inside a
+    visible moving road user's box it changes."""
+    inventory = load_inventory(tiny_city / "cameras.yaml")
+    frames = pq.read_table(tiny_city / "truth" / "frames.parquet").to_pandas()
+    camera = inventory.cameras[0]
+    with av.open(str(tiny_city / camera.url)) as container:
+        luma = [f.to_ndarray()[:180].astype(np.int16) for f in container.decode(video=0)]
+    boxes = frames[frames.camera_id == camera.id]
+    signal = np.zeros((180, 320), bool)
+    for stop in camera.stop_lines:
+        x1, y1, x2, y2 = (int(v) for v in stop.signal_region)
+        signal[max(y1 - 2, 0) : y2 + 3, max(x1 - 2, 0) : x2 + 3] = True
+    inside_diffs, outside_diffs = [], []
+    for a, b in ((100, 130), (300, 340), (450, 470)):
+        mask = signal.copy()
+        for _, row in boxes[boxes.frame_index.isin([a, b])].iterrows():
+            mask[int(row.y1) : int(np.ceil(row.y2)) + 1, int(row.x1) : int(np.ceil(row.x2)) + 1] = True
+        diff = np.abs(luma[a] - luma[b])
+        outside_diffs.append(diff[~mask].mean())
+        moving = boxes[(boxes.frame_index == a) & (boxes.visible > 0.8) & (boxes.speed_kmh > 15)]
+        for _, row in moving.iterrows():
+            if (row.x2 - row.x1) * (row.y2 - row.y1) > 150:
+                inside_diffs.append(diff[int(row.y1) : int(row.y2), int(row.x1) : int(row.x2)].mean())
+    assert max(outside_diffs) < 2.0
+    assert inside_diffs and np.median(inside_diffs) > 4 * max(outside_diffs)
+
+
+def test_homography_maps_ground_points_to_sumo_positions(tiny_scenario, tmp_path):
+    city = simulate_traffic(tiny_scenario, seed=3, work_dir=tmp_path, progress=lambda line: None)
+    from casaflow.geo import LocalFrame
+    from casaflow.sim.cameras import inventory_camera
+
+    recording = city.recording
+    frame = LocalFrame(tiny_scenario.origin_lon, tiny_scenario.origin_lat)
+    checked = 0
+    for plan in city.plans:
+        camera = inventory_camera(plan, frame, url="x.mp4", analysis_fps=5, signal_regions={})
+        rows = slice(recording.frame_offsets[200], recording.frame_offsets[201])
+        ground = np.stack([recording.x_m[rows], recording.y_m[rows]], axis=1)
+        uv = plan.pinhole.ground_to_image(ground)
+        _, depth_m = plan.pinhole.project(np.column_stack([ground, np.zeros(len(ground))]))
+        on_image = (uv[:, 0] >= 0) & (uv[:, 0] < 320) & (uv[:, 1] >= 0) & (uv[:, 1] < 180) & (depth_m > 0)
+        on_image &= depth_m < 80
+        back = apply_homography(camera.calibration.image_to_ground, np.round(uv[on_image], 1))
+        assert np.all(np.linalg.norm(back - ground[on_image], axis=1) < 0.5)
+        checked += int(on_image.sum())
+    assert checked > 5
+
+
+def test_segment_windows_follow_the_history_contract(tiny_city, tiny_scenario):
+    segments = pq.read_table(tiny_city / "truth" / "segments.parquet").to_pandas()
+    inventory = load_inventory(tiny_city / "cameras.yaml")
+    segment_ids = {s.id for c in inventory.cameras for s in c.segments}
+    assert set(segments.segment_id) == segment_ids
+    assert len(segments) == len(segment_ids) * 2
+    epoch_ms = segments.window_end.astype("int64") // 10**6
+    assert (epoch_ms % 30_000 == 0).all()
+    assert (segments.flow_vph == segments.vehicle_count * 3600 / 30).all()
+    assert (segments.vehicle_count >= 0).all() and segments.vehicle_count.sum() > 0
+    for row in segments.itertuples():
+        ratio = None if np.isnan(row.speed_ratio) else row.speed_ratio
+        assert row.los == level_of_service(ratio)
+
+
+@pytest.mark.slow
+def test_demo_stages_every_incident_type_in_view(tmp_path):
+    city = simulate_traffic(load_scenario("demo"), seed=11, work_dir=tmp_path, progress=lambda line: None)
+    seen = {incident.type for incident in city.incidents}
+    assert seen >= set(INCIDENT_TYPES) - {"congestion"}, sorted(set(INCIDENT_TYPES) - seen)
+    cameras = {plan.camera_id: {view.segment_id for view in plan.segments} for plan in city.plans}
+    for incident in city.incidents:
+        assert incident.segment_id in cameras[incident.camera_id]
+        assert 0 <= incident.start_s <= incident.end_s <= 300
