@@ -320,9 +320,13 @@ class _Run:
             "red_light": [(p, p.viewed) for p in self.plans if p.kind == "intersection"],
             "illegal_stopping": [(p, p.viewed) for p in self.plans if p.no_stopping_xy is not None],
             "stopped_vehicle": [(p, v) for p, v in away_from_signals if len(v.lane_ids) >= 2] or away_from_signals,
-            "speeding": views,
+            "speeding": [(p, v) for p, v in views if v.start_m >= 80] or views,
         }
-        pools["collision"] = [(p, v) for p, v in pools["stopped_vehicle"] if v.start_m >= 40] or pools["stopped_vehicle"]
+        pools["collision"] = (
+            [(p, v) for p, v in away_from_signals if v.start_m >= 40]
+            or [(p, v) for p, v in views if v.start_m >= 40]
+            or views
+        )
         staged = []
         for spec in self.scenario.incidents:
             if spec.type in KINEMATIC_TYPES:
@@ -610,11 +614,16 @@ class _Run:
             if staged.spec.type in ("red_light", "speeding"):
                 on_edge = value is not None and value[c.VAR_LANE_ID].rsplit("_", 1)[0] == staged.view.edge_id
                 staged.entered = staged.entered or on_edge
-                leader = libsumo.vehicle.getLeader(staged.vehicle, 30.0) if value is not None else None
-                if value is None or (staged.entered and not on_edge) or (leader and leader[0]):
+                if value is None or (staged.entered and not on_edge):
                     if value is not None:
                         self._restore(staged.vehicle)
                     staged.done = True
+                elif staged.spec.type == "speeding" and self._too_close(staged.vehicle):
+                    self._restore(staged.vehicle)
+                    if value[c.VAR_LANEPOSITION] < staged.view.start_m:
+                        staged.vehicle = staged.plan = staged.view = None
+                    else:
+                        staged.done = True
             elif staged.spec.type == "collision":
                 if staged.release_s is not None and t_s >= staged.release_s:
                     if staged.partner in vehicles:
@@ -628,6 +637,12 @@ class _Run:
                             self._restore(staged.partner)
             else:
                 staged.done = value is None
+
+    @staticmethod
+    def _too_close(vehicle: str) -> bool:
+        """A speeder ignores the safe speed, so it is called off before it would hit a leader."""
+        leader = libsumo.vehicle.getLeader(vehicle, 35.0)
+        return bool(leader and leader[0])
 
     def _restore(self, vehicle: str) -> None:
         with contextlib.suppress(libsumo.TraCIException):
@@ -691,9 +706,9 @@ class _Run:
                 return True
         elif spec.type == "collision":
             target_m = view.start_m + 0.45 * view.length_m
-            for vehicle, value in self._candidates(view, vehicles, before_m=target_m - 30):
+            for vehicle, value in self._candidates(view, vehicles, before_m=target_m - 25):
                 follower = libsumo.vehicle.getFollower(vehicle, 40.0)
-                if not follower or not follower[0] or follower[1] > 25 or follower[0] not in vehicles:
+                if not follower or not follower[0] or follower[1] > 35 or follower[0] not in vehicles:
                     continue
                 if value[c.VAR_LANE_ID] not in view.lane_ids or vehicles[follower[0]][c.VAR_LANE_ID] != value[c.VAR_LANE_ID]:
                     continue

@@ -19,7 +19,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["simulate", "--scenario", "demo", "--duration-s", "-5", "--out", "{tmp}/out"], "--duration-s must be positive"),
         (["simulate", "--scenario", "demo", "--out", "{tmp}/a-file/out"], "cannot write to output folder"),
         (["simulate", "--scenario", "{tmp}/broken.yaml", "--out", "{tmp}/out"], "not valid YAML"),
-        (["simulate", "--scenario", "{tmp}/typo.yaml", "--out", "{tmp}/out"], "extra"),
+        (["simulate", "--scenario", "{tmp}/typo.yaml", "--out", "{tmp}/out"], "durashun_s: Extra inputs are not permitted"),
         (["simulate", "--seed", "many", "--out", "{tmp}/out"], "invalid int value"),
         (["simulate"], "--out"),
     ],
