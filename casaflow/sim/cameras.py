@@ -19,6 +19,7 @@ from casaflow.sim.scenario import Scenario
 
 HEADING_WORDS = {"E": "eastbound", "W": "westbound", "N": "northbound", "S": "southbound"}
 ZONE_LENGTH_M = 45.0
+STOP_LINE_SETBACK_M = 0.5
 NO_STOPPING_LENGTH_M = 22.0
 
 
@@ -139,9 +140,9 @@ def _plan_one(
     length_m = edge.getLength()
     near_m = height_m / np.tan(np.radians(pitch_deg + np.degrees(np.arctan(video.height_px / 2 / focal_px))))
     if kind == "intersection":
-        zone_end_m = length_m - 0.5
+        zone_end_m = length_m - STOP_LINE_SETBACK_M
         zone_start_m = zone_end_m - ZONE_LENGTH_M
-        camera_along_m = zone_start_m - near_m - 4.0
+        camera_along_m = zone_start_m - near_m - 3.0
     else:
         camera_along_m = 4.0
         zone_start_m = camera_along_m + near_m + 4.0

@@ -13,6 +13,8 @@ from casaflow.sim.network import Network
 from casaflow.sim.scenario import Scenario
 
 SLICE_S = 30.0
+STRAIGHT_WEIGHT = 8.0
+"""Relative weight of the exit straight ahead among all exits: most trips keep to their street."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def write_routes(scenario: Scenario, network: Network, *, seed: int, path: Path)
         vph_per_lane = demand.free_flow_vph_per_lane + ramp * (demand.peak_vph_per_lane - demand.free_flow_vph_per_lane)
         for entry in entries:
             destinations = [e for e in exits if not _is_reverse(entry, e)]
-            weights = np.array([3.0 if e.split("-")[0] == entry.split("-")[0] else 1.0 for e in destinations])
+            weights = np.array([STRAIGHT_WEIGHT if e.split("-")[0] == entry.split("-")[0] else 1.0 for e in destinations])
             weights *= rng.uniform(0.7, 1.3, size=len(weights))
             weights /= weights.sum()
             entry_vph = vph_per_lane * lanes_of[entry.split("-")[0]]

@@ -64,8 +64,8 @@ class NetworkSpec(_Model):
 
 
 class DemandSpec(_Model):
-    free_flow_vph_per_lane: float = Field(default=220, ge=0, le=2000, description="entering demand before the peak")
-    peak_vph_per_lane: float = Field(default=700, ge=0, le=2000, description="entering demand at the peak")
+    free_flow_vph_per_lane: float = Field(default=150, ge=0, le=2000, description="entering demand before the peak")
+    peak_vph_per_lane: float = Field(default=620, ge=0, le=2000, description="entering demand at the peak")
     peak_start_s: float = Field(default=90, ge=0, description="recorded time when the ramp to the peak begins")
     peak_ramp_s: float = Field(default=60, gt=0)
     mix: dict[str, float] = Field(

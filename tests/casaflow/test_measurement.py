@@ -1,0 +1,135 @@
+"""SegmentMeter turns tracked boxes into the history's segment windows with the right numbers.
+
+Pins, on synthetic tracks seen through a known camera: counts (each track once, jitter across the
+line included), space-mean speed for constant speed and stop-and-go, density, LOS, epoch-aligned
+windows, and that pedestrians are not vehicles.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from casaflow.detections import CLASS_IDS, Detections
+from casaflow.geometry import PinholeCamera, project_ground_polygon
+from casaflow.inventory import Calibration, Camera, Segment
+from casaflow.measurement import SegmentMeter, points_in_polygon, segments_cross, window_end_for
+
+PINHOLE = PinholeCamera(x_m=0, y_m=0, height_m=8, yaw_deg=0, pitch_deg=18, focal_px=500, width_px=640, height_px=360)
+ZONE_Y_M = (15.0, 60.0)
+LANE_X_M = (1.0, 8.0)
+START = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+FPS = 5.0
+
+
+def camera() -> Camera:
+    zone = np.array([[LANE_X_M[0], ZONE_Y_M[0]], [LANE_X_M[1], ZONE_Y_M[0]], [LANE_X_M[1], ZONE_Y_M[1]], [LANE_X_M[0], ZONE_Y_M[1]]])
+    line = PINHOLE.ground_to_image(np.array([[LANE_X_M[0], 37.5], [LANE_X_M[1], 37.5]]))
+    return Camera(
+        id="cam",
+        url="x.mp4",
+        lon=0,
+        lat=0,
+        calibration=Calibration(homography=PINHOLE.homography_image_to_ground.tolist()),
+        segments=[
+            Segment(
+                id="cam.north",
+                zone=project_ground_polygon(PINHOLE, zone).tolist(),
+                count_line=line.tolist(),
+                direction_deg=0,
+                lanes=2,
+                length_m=ZONE_Y_M[1] - ZONE_Y_M[0],
+                speed_limit_kmh=50,
+                geometry=[[0, 0], [0, 0.001]],
+            )
+        ],
+    )
+
+
+def box_at(x_m: float, y_m: float, jitter_px: float = 0.0, rng=None) -> list[float]:
+    u, v = PINHOLE.ground_to_image(np.array([[x_m, y_m]]))[0]
+    if jitter_px:
+        u, v = u + rng.normal(0, jitter_px), v + rng.normal(0, jitter_px)
+    return [u - 10, v - 12, u + 10, v]
+
+
+def run(tracks: dict[int, list[tuple[float, float] | None]], *, cls: str = "car", seconds: float, jitter_px: float = 0.0):
+    """tracks: id -> per-frame ground position (None: not seen). Returns every closed window."""
+    rng = np.random.default_rng(0)
+    meter = SegmentMeter(camera(), window_s=60)
+    windows = []
+    for k in range(int(seconds * FPS)):
+        ts = START + timedelta(seconds=k / FPS)
+        rows = [(tid, pos[k]) for tid, pos in tracks.items() if k < len(pos) and pos[k] is not None]
+        detections = Detections(
+            xyxy=np.array([box_at(*p, jitter_px, rng) for _, p in rows], np.float32).reshape(-1, 4),
+            confidence=np.ones(len(rows)),
+            class_id=np.full(len(rows), CLASS_IDS[cls]),
+            tracker_id=np.array([tid for tid, _ in rows]),
+        )
+        windows += meter.update(ts, detections)
+    return windows + meter.flush()
+
+
+def constant(speed_kmh: float, *, start_y_m: float = 0.0, x_m: float = 4.5, seconds: float = 60.0):
+    return [(x_m, start_y_m + speed_kmh / 3.6 * k / FPS) for k in range(int(seconds * FPS))]
+
+
+@pytest.mark.parametrize("speed_kmh", [15.0, 36.0, 50.0, 70.0])
+def test_constant_speed(speed_kmh):
+    (window,) = run({1: constant(speed_kmh)}, seconds=59.9)
+    assert window.vehicle_count == 1
+    assert window.mean_speed_kmh == pytest.approx(speed_kmh, rel=0.01)
+    expected_density = (45.0 / (speed_kmh / 3.6)) / 60.0 / 0.045
+    assert window.density_vpkm == pytest.approx(expected_density, rel=0.05)
+    assert window.speed_ratio == pytest.approx(speed_kmh / 50, rel=0.01)
+
+
+def test_stop_and_go_is_distance_over_time():
+    path, y = [], 0.0
+    for k in range(int(60 * FPS)):
+        t = k / FPS
+        speed_mps = 0.0 if 20 <= t < 40 else 2.0
+        path.append((4.5, y))
+        y += speed_mps / FPS
+    (window,) = run({1: path}, seconds=59.9)
+    inside = [p for p in path if ZONE_Y_M[0] <= p[1] <= ZONE_Y_M[1]]
+    distance_m = inside[-1][1] - inside[0][1]
+    time_s = (len(inside) - 1) / FPS
+    assert window.mean_speed_kmh == pytest.approx(distance_m / time_s * 3.6, rel=0.03)
+    assert window.los == "F"
+
+
+def test_jitter_across_the_line_counts_once_and_speed_stays_close():
+    path = [(4.5, 37.5 + (0.6 if k % 2 else -0.6)) for k in range(100)] + constant(30, start_y_m=38, seconds=10)
+    (window,) = run({7: path}, seconds=40, jitter_px=0.0)
+    assert window.vehicle_count == 1
+    noisy = run({1: constant(36.0)}, seconds=59.9, jitter_px=1.5)[0]
+    assert noisy.mean_speed_kmh == pytest.approx(36.0, abs=1.5)
+
+
+def test_counts_each_vehicle_once_and_ignores_pedestrians():
+    tracks = {tid: [None] * (tid * 20) + constant(40) for tid in range(1, 6)}
+    (window,) = run(tracks, seconds=59.9)
+    assert window.vehicle_count == 5
+    assert window.flow_vph == 5 * 60
+    (walkers,) = run(tracks, cls="pedestrian", seconds=59.9)
+    assert walkers.vehicle_count == 0 and walkers.mean_speed_kmh is None and walkers.los == "A"
+
+
+def test_windows_align_to_the_epoch():
+    windows = run({1: constant(40, seconds=150)}, seconds=150)
+    assert [w.window_end for w in windows] == [START + timedelta(seconds=s) for s in (60, 120, 180)]
+    assert window_end_for(datetime(2026, 3, 2, 8, 0, 59, tzinfo=timezone.utc), 60) == START + timedelta(seconds=60)
+
+
+def test_geometry_helpers():
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
+    assert points_in_polygon(np.array([[5, 5], [11, 5], [-1, -1]], float), square).tolist() == [True, False, False]
+    assert segments_cross((0, 0), (0, 2), (-1, 1), (1, 1))
+    assert not segments_cross((0, 0), (0, 0.9), (-1, 1), (1, 1))
+
+
+def test_untracked_detections_are_refused():
+    with pytest.raises(ValueError, match="tracker_id"):
+        SegmentMeter(camera()).update(START, Detections.empty())
