@@ -1,0 +1,103 @@
+"""The city state kept by the aggregator: the latest window of every segment, the congestion map,
+and the history it writes (DESIGN.md's segments dataset).
+
+Windows arrive at least once from the camera groups; they are keyed by (segment_id, window_end), so a
+window delivered twice is applied and written once.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from casaflow.history import SEGMENT_SCHEMA
+from casaflow.inventory import Inventory
+from casaflow.measurement import SegmentWindow
+from casaflow.measures import jam_class
+
+
+@dataclass
+class CityState:
+    """Latest state of every segment of an inventory, fed with measured windows."""
+
+    inventory: Inventory
+    latest: dict[str, SegmentWindow] = field(default_factory=dict)
+    _seen: dict[str, datetime] = field(default_factory=dict)
+
+    def apply(self, windows: Iterable[SegmentWindow]) -> list[SegmentWindow]:
+        """Take windows in; returns those not seen before (to be written to the history)."""
+        fresh = []
+        for window in windows:
+            newest = self._seen.get(window.segment_id)
+            if newest is not None and window.window_end <= newest:
+                continue
+            self._seen[window.segment_id] = window.window_end
+            self.latest[window.segment_id] = window
+            fresh.append(window)
+        return fresh
+
+    def congestion_geojson(self) -> dict:
+        """A GeoJSON FeatureCollection: one LineString per segment with its latest window and LOS."""
+        features = []
+        for camera in self.inventory.cameras:
+            for segment in camera.segments:
+                window = self.latest.get(segment.id)
+                properties = {
+                    "segment_id": segment.id,
+                    "camera_id": camera.id,
+                    "name": segment.name,
+                    "direction_deg": segment.direction_deg,
+                    "speed_limit_kmh": segment.speed_limit_kmh,
+                    "window_end": window.window_end.isoformat() if window else None,
+                    "vehicle_count": window.vehicle_count if window else None,
+                    "flow_vph": window.flow_vph if window else None,
+                    "mean_speed_kmh": window.mean_speed_kmh if window else None,
+                    "density_vpkm": window.density_vpkm if window else None,
+                    "speed_ratio": window.speed_ratio if window else None,
+                    "los": window.los if window else None,
+                    "jam_class": jam_class(window.speed_ratio) if window else None,
+                }
+                features.append(
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "LineString", "coordinates": segment.geometry},
+                        "properties": properties,
+                    }
+                )
+        return {"type": "FeatureCollection", "features": features}
+
+
+class HistoryWriter:
+    """Appends segment windows to `DIR/segments/` as Parquet parts; nothing buffered is lost on close."""
+
+    def __init__(self, out_dir: Path):
+        self.segments_dir = Path(out_dir) / "segments"
+        self.segments_dir.mkdir(parents=True, exist_ok=True)
+        self._buffer: list[SegmentWindow] = []
+        self._part = len(list(self.segments_dir.glob("part-*.parquet")))
+
+    def add(self, windows: Iterable[SegmentWindow]) -> None:
+        self._buffer.extend(windows)
+
+    def flush(self) -> int:
+        """Write what is buffered as one new part; returns the number of rows written."""
+        if not self._buffer:
+            return 0
+        columns = {name: [getattr(w, name) for w in self._buffer] for name in SEGMENT_SCHEMA.names}
+        table = pa.table(columns, schema=SEGMENT_SCHEMA)
+        path = self.segments_dir / f"part-{self._part:06d}.parquet"
+        temporary = path.with_suffix(".tmp")
+        pq.write_table(table, temporary)
+        temporary.rename(path)
+        self._part += 1
+        written = len(self._buffer)
+        self._buffer = []
+        return written
+
+
+def read_segments(out_dir: Path) -> pa.Table:
+    """The whole segments dataset of a history folder."""
+    return pq.read_table(Path(out_dir) / "segments", schema=SEGMENT_SCHEMA)
