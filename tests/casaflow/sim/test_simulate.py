@@ -19,33 +19,6 @@ from casaflow.measures import level_of_service
 from casaflow.sim.scenario import INCIDENT_TYPES, load_scenario
 from casaflow.sim.simulate import simulate, simulate_traffic
 
-TINY = """
-name: tiny
-duration_s: 60
-warmup_s: 40
-window_s: 30
-video: {width_px: 320, height_px: 180, fps: 10}
-cameras: {count: 2}
-demand: {peak_start_s: 20, peak_ramp_s: 20}
-incidents:
-  - {type: pedestrian_on_road, at_s: 5}
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny_scenario(tmp_path_factory):
-    path = tmp_path_factory.mktemp("scenario") / "tiny.yaml"
-    path.write_text(TINY)
-    return load_scenario(str(path))
-
-
-@pytest.fixture(scope="module")
-def tiny_city(tiny_scenario, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-city")
-    simulate(tiny_scenario, seed=3, out_dir=out, progress=lambda line: None)
-    return out
-
-
 def test_writes_the_whole_contract(tiny_city):
     inventory = load_inventory(tiny_city / "cameras.yaml")
     assert len(inventory.cameras) == 2
