@@ -85,6 +85,8 @@ class Detections:
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
         index = index if isinstance(index, slice) else np.asarray(index)
+        if isinstance(index, np.ndarray) and index.size == 0 and index.dtype != bool:
+            index = index.astype(np.int64)
         if isinstance(index, np.ndarray) and index.dtype == bool and index.shape != (len(self),):
             raise IndexError(f"boolean mask of shape {index.shape} for {len(self)} detections")
         return Detections(

@@ -4,7 +4,12 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("cluster.commands.simulate", "cluster.commands.up")
+COMMAND_MODULES = (
+    "cluster.commands.simulate",
+    "cluster.commands.up",
+    "cluster.commands.run",
+    "cluster.commands.detector",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,1 @@
+"""CenterNet road-user detector: model, YUV420 preprocessing, batched decoding, runtime, training and evaluation."""

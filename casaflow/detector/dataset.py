@@ -138,8 +138,9 @@ class FrameDataset:
         cache = Path(cache_dir)
         cache.mkdir(parents=True, exist_ok=True)
         for data_dir in data_dirs:
+            clips = read_clips(data_dir)[1]
             truth_by_camera = _read_truth(Path(data_dir))
-            for clip in read_clips(data_dir)[1]:
+            for clip in clips:
                 if not clip.video_path.is_file():
                     raise DatasetError(f"clip of camera {clip.camera_id} not found: {clip.video_path}")
                 frames, frame_indices = _cached_frames(clip.video_path, cache, frame_step=frame_step, progress=progress)
@@ -178,8 +179,10 @@ def _read_truth(data_dir: Path) -> dict[str, dict[int, FrameTruth]]:
     columns = ["camera_id", "frame_index", "cls", "x1", "y1", "x2", "y2", "visible"]
     try:
         table = pq.read_table(path, columns=columns).to_pandas()
+    except FileNotFoundError as error:
+        raise DatasetError(f"truth not found: {path}") from error
     except (OSError, ValueError) as error:
-        raise DatasetError(f"cannot read truth {path}: {error}") from error
+        raise DatasetError(f"cannot read truth {path}: {str(error).splitlines()[0]}") from error
     unknown = sorted(set(table["cls"]) - set(CLASS_IDS))
     if unknown:
         raise DatasetError(f"{path} has unknown classes: {', '.join(map(str, unknown[:5]))}")

@@ -56,7 +56,7 @@ def decode_centernet(
     pooled = F.max_pool2d(logits, pool_kernel, stride=1, padding=pool_kernel // 2)
     peaks = torch.where(logits == pooled, logits, torch.full_like(logits, float("-inf")))
     k = min(top_k, num_classes * height * width)
-    top_logits, top_index = peaks.reshape(batch, -1).topk(k, dim=1)
+    top_logits, top_index = peaks.reshape(batch, num_classes * height * width).topk(k, dim=1)
     class_id = torch.div(top_index, height * width, rounding_mode="floor")
     cell_index = top_index - class_id * (height * width)
     cell_y = torch.div(cell_index, width, rounding_mode="floor")
@@ -87,17 +87,18 @@ def scale_to_source(boxes: BatchBoxes, *, input_size_wh: tuple[int, int], source
 
 
 def split_detections(boxes: BatchBoxes) -> list[Detections]:
-    """Moves a padded batch to host memory in one transfer and splits it into per-frame `Detections`."""
+    """Keeps the valid rows on the device, copies them to host memory once and splits them per frame."""
     if boxes.valid.shape[0] == 0:
         return []
-    packed = torch.cat(
-        (boxes.xyxy.float(), boxes.confidence.float().unsqueeze(2), boxes.class_id.float().unsqueeze(2), boxes.valid.float().unsqueeze(2)),
-        dim=2,
-    ).cpu().numpy()
-    valid = packed[..., 6] > 0.5
-    kept = packed[valid]
-    bounds = np.cumsum(valid.sum(axis=1))[:-1]
-    xyxy = np.split(kept[:, 0:4], bounds)
-    confidence = np.split(kept[:, 4], bounds)
-    class_id = np.split(kept[:, 5].astype(np.int64), bounds)
+    valid = boxes.valid
+    kept = torch.cat(
+        (boxes.xyxy[valid].float(), boxes.confidence[valid].float().unsqueeze(1), boxes.class_id[valid].float().unsqueeze(1)), dim=1
+    )
+    packed = torch.cat((kept.reshape(-1), valid.sum(1).float())).cpu().numpy()
+    num_kept = kept.shape[0]
+    rows = packed[: num_kept * 6].reshape(num_kept, 6)
+    bounds = np.cumsum(packed[num_kept * 6 :].astype(np.int64))[:-1]
+    xyxy = np.split(rows[:, :4], bounds)
+    confidence = np.split(rows[:, 4], bounds)
+    class_id = np.split(rows[:, 5].astype(np.int64), bounds)
     return [Detections(xyxy=b, confidence=c, class_id=i) for b, c, i in zip(xyxy, confidence, class_id)]

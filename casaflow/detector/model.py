@@ -21,6 +21,8 @@ from casaflow.detections import CLASS_NAMES
 BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_large")
 _HEATMAP_PRIOR = 0.01
 _MAX_SIZE_LOG = 6.0
+_BATCHNORM_MOMENTUM = 0.1
+"""torchvision's MobileNetV3 uses 0.01, too slow for running statistics of a short from-scratch training."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class ModelConfig:
     Attributes:
         backbone: torchvision model name whose `features` form the backbone (random init).
         width_mult: backbone channel multiplier.
-        neck_channels: channels of the neck and the shared head trunk.
+        neck_channels: channels of the neck and of the two head trunks (heatmap; size and offset).
         input_size_wh: network input `(w, h)` in pixels, both multiples of 32.
         class_names: detected classes, in class-id order.
     """
@@ -109,7 +111,8 @@ class CenterNet(nn.Module):
         channels = self.config.neck_channels
         self.lateral = nn.ModuleList(_conv_bn_relu(c, channels) for c in stage_channels)
         self.smooth = nn.ModuleList(_separable(channels, channels) for _ in stage_channels[:-1])
-        self.trunk = _separable(channels, channels)
+        self.heatmap_trunk = _separable(channels, channels)
+        self.box_trunk = _separable(channels, channels)
         self.heatmap_head = nn.Conv2d(channels, self.config.num_classes, 1)
         self.size_head = nn.Conv2d(channels, 2, 1)
         self.offset_head = nn.Conv2d(channels, 2, 1)
@@ -118,6 +121,9 @@ class CenterNet(nn.Module):
         nn.init.constant_(self.size_head.bias, 1.0)
         nn.init.normal_(self.offset_head.weight, std=0.01)
         nn.init.constant_(self.offset_head.bias, 0.5)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = _BATCHNORM_MOMENTUM
 
     @property
     def input_size_wh(self) -> tuple[int, int]:
@@ -142,9 +148,9 @@ class CenterNet(nn.Module):
         for level in range(len(stages) - 2, -1, -1):
             y = F.interpolate(y, scale_factor=2.0, mode="nearest") + self.lateral[level](stages[level])
             y = self.smooth[level](y)
-        y = self.trunk(y)
-        size_log = self.size_head(y).clamp(-2.0, _MAX_SIZE_LOG)
-        return CenterNetOutput(self.heatmap_head(y), size_log, self.offset_head(y))
+        box_features = self.box_trunk(y)
+        size_log = self.size_head(box_features).clamp(-2.0, _MAX_SIZE_LOG)
+        return CenterNetOutput(self.heatmap_head(self.heatmap_trunk(y)), size_log, self.offset_head(box_features))
 
 
 def _stage_ends(features: list[nn.Module]) -> tuple[list[int], list[int]]:

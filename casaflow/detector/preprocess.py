@@ -33,8 +33,9 @@ def yuv420_frame_hw(stack_shape: tuple[int, ...]) -> tuple[int, int]:
 def yuv420_to_rgb(frames: torch.Tensor, *, size_hw: tuple[int, int] | None = None) -> torch.Tensor:
     """Converts and resizes a stack of YUV420 frames.
 
-    Planes are resized first (bilinear, half-pixel centres, antialiased when shrinking), then converted:
-    both steps are linear, so this equals converting first and costs only output-sized arithmetic.
+    Planes are resized first (bilinear, half-pixel centres, antialiased when shrinking; chroma straight
+    from its half-resolution grid), then converted per pixel: the arithmetic is output-sized, and since
+    the conversion is affine this equals converting first wherever chroma is smooth.
 
     Args:
         frames: (B, H*3//2, W) uint8 yuv420p frames (Y rows, then U and V planes of (H/2, W/2) each

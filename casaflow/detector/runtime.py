@@ -233,11 +233,7 @@ def load_detector(path: str | Path | None = None, **runtime_kwargs) -> DetectorR
     Raises:
         FileNotFoundError: the weights (default ones included: they are committed after training) are missing.
     """
-    if path is None and not DEFAULT_WEIGHTS_PATH.is_file():
-        raise FileNotFoundError(
-            f"no packaged detector weights at {DEFAULT_WEIGHTS_PATH}; train them with `casaflow train-detector` "
-            "(docs/model_card.md) or pass a weights path"
-        )
+    _check_default_weights(path)
     return DetectorRuntime(CenterNetDetector(load_model(path or DEFAULT_WEIGHTS_PATH)), **runtime_kwargs)
 
 
@@ -254,13 +250,19 @@ def build_runtime(options: DetectorOptions) -> DetectorRuntime:
             build_coco_model(options.coco_model, weights_path=options.weights_path), input_size_wh=options.input_size_wh
         )
     else:
-        path = options.weights_path
-        if path is None and not DEFAULT_WEIGHTS_PATH.is_file():
-            raise FileNotFoundError(f"no packaged detector weights at {DEFAULT_WEIGHTS_PATH}; pass weights_path")
-        detector = CenterNetDetector(load_model(path or DEFAULT_WEIGHTS_PATH), input_size_wh=options.input_size_wh)
+        _check_default_weights(options.weights_path)
+        detector = CenterNetDetector(load_model(options.weights_path or DEFAULT_WEIGHTS_PATH), input_size_wh=options.input_size_wh)
     return DetectorRuntime(
         detector, device=options.device, fp16=options.fp16, min_confidence=options.min_confidence, top_k=options.top_k
     )
+
+
+def _check_default_weights(path: str | Path | None) -> None:
+    if path is None and not DEFAULT_WEIGHTS_PATH.is_file():
+        raise FileNotFoundError(
+            f"no packaged detector weights at {DEFAULT_WEIGHTS_PATH}: train them with `casaflow train-detector` "
+            "(docs/model_card.md) or pass a weights file"
+        )
 
 
 def _as_uint8_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Heatmaps: an elliptical Gaussian per object (TTFNet-style, sigma = 0.54 * size / 6) peaking at 1 on the
 cell holding the box centre. Box size and offset are regressed on the centre cell and its 8 neighbours,
-weighted by the object's Gaussian there, which gives small nets more regression samples per object.
+weighted by the object's Gaussian there (weights sum to 1 per object, so small and large objects count
+alike), which gives small nets more regression samples per object.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class DenseTargets(NamedTuple):
         ignore: (B, 1, h, w) bool, cells excluded from the heatmap negatives.
         sample_index: (M,) int64 flat index `b*h*w + y*w + x` of each regression sample.
         regression: (M, 4) float `log w, log h` in cells and centre offset `x, y` in cells from the cell corner.
-        weight: (M,) float sample weights, 1 at centres.
+        weight: (M,) float sample weights, summing to 1 per object.
         num_objects: positives in the batch.
     """
 
@@ -85,6 +86,8 @@ def build_targets(
     weight = torch.exp(-(delta[..., 0] ** 2) / (2 * sigma[:, :1] ** 2) - delta[..., 1] ** 2 / (2 * sigma[:, 1:] ** 2))
     offset = center.unsqueeze(1) - neighbour
     log_size = size.log().unsqueeze(1).expand_as(offset)
+    weight = weight * on_grid
+    weight = weight / weight.sum(1, keepdim=True).clamp(min=1e-6)
     flat = pos_batch.unsqueeze(1) * (height * width) + neighbour[..., 1].long() * width + neighbour[..., 0].long()
     return DenseTargets(
         heatmap=heatmap,
@@ -96,7 +99,7 @@ def build_targets(
     )
 
 
-def centernet_loss(output: CenterNetOutput, targets: DenseTargets, *, size_weight: float = 1.0, offset_weight: float = 1.0) -> LossParts:
+def centernet_loss(output: CenterNetOutput, targets: DenseTargets, *, size_weight: float = 2.0, offset_weight: float = 1.0) -> LossParts:
     """Penalty-reduced focal loss on heatmaps plus weighted L1 on log size and offset, per object."""
     logits = output.heatmap_logits.float()
     positives = targets.heatmap >= 1.0 - 1e-4

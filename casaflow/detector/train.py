@@ -48,7 +48,7 @@ class TrainConfig:
         batch_size: frames per step.
         learning_rate: AdamW peak learning rate.
         weight_decay: AdamW decoupled weight decay.
-        warmup_steps: linear warm-up steps before the cosine decay.
+        warmup_steps: linear warm-up steps before the cosine decay (at most a fifth of all steps).
         seed: model init, sample order and augmentation.
         frame_step: keep one frame in `frame_step` of every clip (consecutive frames are near-duplicates).
         device: 'auto', 'cpu' or 'cuda'.
@@ -148,10 +148,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
     if steps_per_epoch == 0:
         raise TrainingError(f"{len(dataset)} training frames are fewer than one batch of {config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
+    warmup_steps = min(config.warmup_steps, max(total_steps // 5, 1))
     last_step = min(total_steps, config.max_steps) if config.max_steps is not None else total_steps
 
     torch.manual_seed(config.seed)
-    model = CenterNet(config.model).to(device)
+    model = CenterNet(config.model).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     step, best_map50 = 0, -1.0
     if checkpoint is not None:
@@ -175,13 +176,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
         images, boxes = make_batch(
             dataset, indices, input_size_wh=config.model.input_size_wh, device=device, augment=config.augment, generator=generator
         )
-        output = model(normalize_rgb(images))
+        output = model(normalize_rgb(images).contiguous(memory_format=torch.channels_last))
         targets = build_targets(
             boxes, batch_size=len(indices), num_classes=config.model.num_classes, output_hw=tuple(output.heatmap_logits.shape[-2:]), stride=model.stride
         )
         loss = centernet_loss(output, targets)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, total_steps=total_steps, peak=config.learning_rate, warmup_steps=config.warmup_steps)
+            group["lr"] = learning_rate_at(step, total_steps=total_steps, peak=config.learning_rate, warmup_steps=warmup_steps)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -251,10 +252,7 @@ def _save_checkpoint(path: Path, model: CenterNet, optimizer, *, config: TrainCo
 
 def _evaluate(model: CenterNet, dataset: FrameDataset, *, device: torch.device, progress: Progress) -> EvaluationReport:
     runtime = DetectorRuntime(CenterNetDetector(model), device=str(device), min_confidence=0.05, top_k=100)
-    try:
-        report = evaluate_runtime(runtime, dataset, progress=progress)
-    finally:
-        model.to(memory_format=torch.contiguous_format)
+    report = evaluate_runtime(runtime, dataset, progress=progress)
     per_class = ", ".join(f"{m.class_name} {m.ap50:.3f}" for m in report.per_class if m.instances)
     progress(f"held-out AP50: {per_class}; mAP50 {report.map50:.3f}, mAP@[.5:.95] {report.map:.3f} on {report.frames} frames")
     return report

@@ -213,6 +213,7 @@ def run_traffic(
         "--step-length", f"{dt_s:.3f}", "--seed", str(seed), "--no-step-log", "true", "--no-warnings", "true",
         "--time-to-teleport", "-1", "--collision.action", "warn", "--collision.stoptime", f"{collision_stop_s:.0f}",
         "--collision.mingap-factor", "0", "--default.action-step-length", f"{max(dt_s, 0.2):.2f}",
+        "--lanechange.duration", "3",
     ]
     os.environ.setdefault("SUMO_HOME", str(Path(sumo_binary("sumo")).parent.parent))
     libsumo.start(args)

@@ -1,0 +1,53 @@
+"""The aggregator actor: single writer of the history, holder of the city state the API reads."""
+
+import time
+from pathlib import Path
+
+import ray
+
+from casaflow.city import CityState, HistoryWriter
+from casaflow.inventory import load_inventory
+from casaflow.measurement import SegmentWindow
+
+FLUSH_EVERY_S = 10.0
+
+
+@ray.remote
+class Aggregator:
+    """Receives segment windows and camera status from every CameraGroup (at least once, idempotent)."""
+
+    def __init__(self, inventory_path: str, out_dir: str | None):
+        self.state = CityState(load_inventory(inventory_path))
+        self.writer = HistoryWriter(Path(out_dir)) if out_dir else None
+        self.cameras: dict[str, dict] = {}
+        self.windows_received = 0
+        self._last_flush = time.monotonic()
+
+    def submit(self, windows: list[SegmentWindow], camera_status: list[dict]) -> int:
+        """Apply a group's batch; returns how many windows were new."""
+        fresh = self.state.apply(windows)
+        self.windows_received += len(windows)
+        for status in camera_status:
+            self.cameras[status["camera_id"]] = status
+        if self.writer is not None:
+            self.writer.add(fresh)
+            if time.monotonic() - self._last_flush > FLUSH_EVERY_S:
+                self.flush()
+        return len(fresh)
+
+    def flush(self) -> int:
+        self._last_flush = time.monotonic()
+        return self.writer.flush() if self.writer is not None else 0
+
+    def congestion(self) -> dict:
+        return self.state.congestion_geojson()
+
+    def camera_status(self) -> list[dict]:
+        return [
+            {**self.cameras.get(camera.id, {"camera_id": camera.id, "status": "connecting"}),
+             "name": camera.name, "url": camera.redacted_url, "lon": camera.lon, "lat": camera.lat}
+            for camera in self.state.inventory.cameras
+        ]
+
+    def counters(self) -> dict:
+        return {"windows_received": self.windows_received, "segments_with_data": len(self.state.latest)}

@@ -1,0 +1,98 @@
+"""Detector throughput through the deployment's batch function, beside torchvision's SSDlite, in one run.
+
+    .venv/bin/python bench/bench_detector.py                       # this machine, default batch sizes
+    .venv/bin/python bench/bench_detector.py --device cuda --batch-sizes 64,128,256,512
+
+Each row times `DetectorRuntime.detect_stacks([stack])` (exactly what `DetectorDeployment.detect_batch`
+runs): uint8 YUV420 upload, conversion, resize and normalisation on the device, the network, batched
+decoding and the copy back to per-frame numpy arrays. The model-only column times the network alone on
+an already prepared batch. Weights are random (throughput does not depend on them). Goals (issue 3):
+>= 40 images/s on the 2-core CPU, >= 10,000 images/s on an H100, both including the YUV conversion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from casaflow.detector.coco import CocoDetectorAdapter, build_coco_model  # noqa: E402
+from casaflow.detector.model import BACKBONES, ModelConfig, build_model  # noqa: E402
+from casaflow.detector.preprocess import normalize_rgb  # noqa: E402
+from casaflow.detector.runtime import CenterNetDetector, DetectorRuntime  # noqa: E402
+
+
+def images_per_second(step, batch: int, *, seconds: float, device: torch.device) -> float:
+    """Median rate over timed repetitions after two warm-up calls."""
+    for _ in range(2):
+        step()
+    rates, started = [], time.perf_counter()
+    while time.perf_counter() - started < seconds or len(rates) < 3:
+        begin = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        rates.append(batch / (time.perf_counter() - begin))
+    return float(np.median(rates))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--batch-sizes", default="1,4,8,16,32,64", help="comma-separated")
+    parser.add_argument("--source-size", default="640x360", help="YUV frame WxH")
+    parser.add_argument("--input-size", default="384x224", help="CenterNet input WxH")
+    parser.add_argument("--backbone", default="mobilenet_v3_small", choices=BACKBONES)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row and model")
+    parser.add_argument("--no-fp16", action="store_true", help="fp32 on CUDA")
+    parser.add_argument("--skip-ssdlite", action="store_true")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    source_w, source_h = (int(v) for v in args.source_size.split("x"))
+    input_wh = tuple(int(v) for v in args.input_size.split("x"))
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    fp16 = None if not args.no_fp16 else False
+    torch.manual_seed(0)
+    centernet = DetectorRuntime(
+        CenterNetDetector(build_model(ModelConfig(backbone=args.backbone, input_size_wh=input_wh))), device=str(device), fp16=fp16
+    )
+    ssdlite = None
+    if not args.skip_ssdlite:
+        adapter = CocoDetectorAdapter(build_coco_model("ssdlite320_mobilenet_v3_large"), input_size_wh=(320, 320))
+        ssdlite = DetectorRuntime(adapter, device=str(device), fp16=fp16)
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
+    print(f"# {name}, torch {torch.__version__}, {torch.get_num_threads()} threads, fp16 {centernet.fp16}")
+    print(f"# frames {source_w}x{source_h} yuv420p; CenterNet {args.backbone} at {input_wh[0]}x{input_wh[1]}; SSDlite at 320x320")
+    print("| batch | CenterNet img/s (YUV to Detections) | CenterNet model only | SSDlite320 img/s (YUV to Detections) | ratio |")
+    print("|---:|---:|---:|---:|---:|")
+    rng = np.random.default_rng(0)
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        frames = rng.integers(0, 256, (batch, source_h * 3 // 2, source_w), dtype=np.uint8)
+        ours = images_per_second(lambda: centernet.detect_stacks([frames]), batch, seconds=args.seconds, device=device)
+        images = normalize_rgb(torch.rand(batch, 3, input_wh[1], input_wh[0], device=device) * 255)
+        images = images.contiguous(memory_format=torch.channels_last)
+
+        @torch.inference_mode()
+        def model_only() -> None:
+            with centernet._autocast():
+                centernet.detector.model(images)
+
+        model_rate = images_per_second(model_only, batch, seconds=args.seconds, device=device)
+        theirs = images_per_second(lambda: ssdlite.detect_stacks([frames]), batch, seconds=args.seconds, device=device) if ssdlite else float("nan")
+        print(f"| {batch} | {ours:,.0f} | {model_rate:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}x |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""`casaflow train-detector` and `casaflow detect`: thin argument handling around `casaflow.detector`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train-detector",
+        help="train the CenterNet detector on simulated folders",
+        description="Train the detector on `casaflow simulate` folders; checkpoints and weights go to --out.",
+    )
+    train.add_argument("--data", type=Path, nargs="+", required=True, help="training folders (simulator output)")
+    train.add_argument("--eval-data", type=Path, nargs="*", default=[], help="held-out folders, evaluated every epoch")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    train.add_argument("--epochs", type=_positive_int, default=20)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--lr", type=_positive_float, default=2e-3, help="AdamW peak learning rate")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--input-size", type=_size_wh, default=(384, 224), metavar="WxH", help="network input, multiples of 32")
+    train.add_argument("--frame-step", type=_positive_int, default=5, help="use one frame in N of every clip")
+    train.add_argument("--backbone", choices=("mobilenet_v3_small", "mobilenet_v3_large"), default="mobilenet_v3_small")
+    train.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    train.add_argument("--max-steps", type=_positive_int, default=None, help="stop early after N steps (smoke tests)")
+    train.add_argument("--eval-every", type=int, default=1, metavar="EPOCHS", help="evaluation period; 0: only at the end")
+    train.set_defaults(func=run_train)
+
+    detect = subparsers.add_parser(
+        "detect",
+        help="run the detector over a clip and write detections to Parquet",
+        description="Detect road users in a video; writes frame_index, ts, cls, confidence, x1, y1, x2, y2.",
+    )
+    detect.add_argument("video", type=Path, help="clip (anything PyAV opens)")
+    detect.add_argument("--out", type=Path, required=True, help="output .parquet")
+    detect.add_argument("--weights", type=Path, default=None, help="CenterNet weights (default: the packaged ones)")
+    detect.add_argument("--coco-model", default=None, help="use this torchvision COCO detector with --weights instead")
+    detect.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    detect.add_argument("--batch-size", type=_positive_int, default=16, help="frames per model call")
+    detect.add_argument("--min-confidence", type=_unit_float, default=0.3)
+    detect.add_argument("--fps", type=_positive_float, default=None, help="analyse this many frames per second (default: all)")
+    detect.add_argument("--start-time", type=_utc_time, default=None, help="UTC time of pts 0 (default: the inventory's, else 1970-01-01)")
+    detect.add_argument("--input-size", type=_size_wh, default=None, metavar="WxH", help="network input (default: the trained size)")
+    detect.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    detect.set_defaults(func=run_detect)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from casaflow.detector.dataset import DatasetError
+    from casaflow.detector.model import ModelConfig
+    from casaflow.detector.train import TrainConfig, TrainingError, train
+
+    try:
+        for folder in [*args.data, *args.eval_data]:
+            if not (folder / "cameras.yaml").is_file():
+                raise DatasetError(f"{folder} is not a simulator folder (no cameras.yaml)")
+        config = TrainConfig(
+            data_dirs=tuple(str(p.resolve()) for p in args.data),
+            eval_dirs=tuple(str(p.resolve()) for p in args.eval_data),
+            out_dir=str(args.out.resolve()),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            seed=args.seed,
+            frame_step=args.frame_step,
+            device=args.device,
+            num_threads=args.threads,
+            model=ModelConfig(backbone=args.backbone, input_size_wh=args.input_size),
+            max_steps=args.max_steps,
+            eval_every_epochs=max(args.eval_every, 0),
+        )
+        result = train(config, resume=args.resume, progress=_print_progress)
+    except (DatasetError, TrainingError, ValueError, FileNotFoundError) as error:
+        return _fail("train-detector", error)
+    summary = f"trained {result.steps} steps in {result.seconds / 60:.1f} min; weights: {result.weights_path}"
+    if result.report is not None:
+        summary += f"\nheld-out mAP50 {result.report.map50:.3f}, mAP@[.5:.95] {result.report.map:.3f}\n{result.report.table()}"
+    if result.best_weights_path is not None:
+        summary += f"\nbest held-out weights: {result.best_weights_path}"
+    print(summary)
+    return 0
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    from casaflow.detector.clip import EPOCH, detect_clip, inventory_start_time, write_detections
+    from casaflow.detector.dataset import DatasetError
+    from casaflow.detector.runtime import DetectorOptions, build_runtime
+
+    try:
+        if not args.video.is_file():
+            raise FileNotFoundError(f"video not found: {args.video}")
+        if args.coco_model is not None and args.weights is None:
+            raise ValueError("--coco-model needs --weights (a local torchvision state dict)")
+        options = DetectorOptions(
+            model="coco" if args.coco_model else "centernet",
+            coco_model=args.coco_model or DetectorOptions().coco_model,
+            weights_path=str(args.weights) if args.weights else None,
+            device=args.device,
+            min_confidence=args.min_confidence,
+            input_size_wh=args.input_size,
+            num_threads=args.threads,
+        )
+        runtime = build_runtime(options)
+        start_time = args.start_time or inventory_start_time(args.video)
+        started = time.perf_counter()
+        table, frames = detect_clip(
+            runtime,
+            args.video,
+            start_time=start_time or EPOCH,
+            analysis_fps=args.fps,
+            batch_size=args.batch_size,
+            progress=_print_progress,
+        )
+        path = write_detections(table, args.out)
+    except (DatasetError, ValueError, FileNotFoundError, OSError) as error:
+        return _fail("detect", error)
+    seconds = time.perf_counter() - started
+    counts = table.group_by("cls").aggregate([("cls", "count")]).to_pylist() if table.num_rows else []
+    per_class = ", ".join(f"{row['cls_count']} {row['cls']}" for row in sorted(counts, key=lambda r: -r["cls_count"])) or "none"
+    print(f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s), {table.num_rows} detections ({per_class}) -> {path}")
+    if start_time is None:
+        print("ts counts from 1970-01-01: no --start-time given and no inventory beside the clip")
+    return 0
+
+
+def _fail(command: str, error: Exception) -> int:
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"casaflow {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _size_wh(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH like 384x224, got {text!r}") from None
+    if width <= 0 or height <= 0 or width % 32 or height % 32:
+        raise argparse.ArgumentTypeError(f"width and height must be positive multiples of 32, got {text!r}")
+    return width, height
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in 0..1, got {text}")
+    return value
+
+
+def _utc_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO time like 2026-01-05T08:00:00Z, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -1,0 +1,103 @@
+"""Bring the cluster up for an inventory: the aggregator, the detector and API deployments, and one
+CameraGroup actor per group of cameras. Used by `casaflow run` (replay) and `casaflow up` (live)."""
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import ray
+from ray import serve
+
+from actors.aggregator import Aggregator
+from actors.camera_group import CameraGroup
+from casaflow.inventory import Inventory, load_inventory
+from serve.api import ApiIngress
+from serve.detector import DetectorDeployment
+
+DETECTOR_APP = "detector"
+API_APP = "api"
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How much of the machine each piece takes, and how cameras are grouped."""
+
+    cameras_per_group: int = 8
+    group_cpus: float = 0.5
+    detector_cpus: float = 1.0
+    detector_gpus: float = 0.0
+    detector: dict = field(default_factory=dict)
+    """DetectorOptions (weights_path, device, ...) for the deployment."""
+    max_batch_frames: int = 64
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api: bool = True
+    window_s: float = 60.0
+
+
+@dataclass
+class RunningCity:
+    inventory: Inventory
+    aggregator: object
+    groups: list
+    runs: list
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> None:
+    """Join a Ray cluster at `address`, or start a local one."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def launch(
+    inventory_path: Path,
+    *,
+    out_dir: Path | None,
+    realtime: bool,
+    options: LaunchOptions,
+    start_time: datetime | None = None,
+) -> RunningCity:
+    """Start every piece for the inventory and set the camera groups running."""
+    inventory = load_inventory(inventory_path)
+    aggregator = Aggregator.options(num_cpus=0.1).remote(str(inventory_path), str(out_dir) if out_dir else None)
+    serve.start(http_options={"host": options.host, "port": options.port})
+    detector = DetectorDeployment.options(
+        ray_actor_options={"num_cpus": options.detector_cpus, "num_gpus": options.detector_gpus},
+        user_config={"max_batch_frames": options.max_batch_frames},
+    ).bind(options.detector)
+    serve.run(detector, name=DETECTOR_APP, route_prefix=None)
+    if options.api:
+        serve.run(ApiIngress.bind(aggregator), name=API_APP, route_prefix="/")
+    groups, runs = start_groups(
+        inventory, inventory_path.parent, aggregator=aggregator, realtime=realtime, options=options,
+        start_time=start_time if start_time is not None or realtime else inventory.start_time,
+    )
+    return RunningCity(inventory=inventory, aggregator=aggregator, groups=groups, runs=runs)
+
+
+def start_groups(inventory, base_dir: Path, *, aggregator, realtime: bool, options: LaunchOptions, start_time):
+    cameras = inventory.cameras
+    size = options.cameras_per_group
+    groups = [
+        CameraGroup.options(num_cpus=options.group_cpus).remote(
+            f"group-{k // size:03d}", cameras[k : k + size], base_dir=str(base_dir), start_time=start_time,
+            detector_app=DETECTOR_APP, aggregator=aggregator, realtime=realtime, window_s=options.window_s,
+        )
+        for k in range(0, len(cameras), size)
+    ]
+    return groups, [group.run.remote() for group in groups]
+
+
+def shutdown(city: RunningCity | None) -> None:
+    """Stop the groups, flush the history, and take Serve and Ray down."""
+    if city is not None:
+        for group in city.groups:
+            group.stop.remote()
+        ray.get(city.aggregator.flush.remote())
+    serve.shutdown()

@@ -1,0 +1,80 @@
+"""The HTTP API: FastAPI behind Ray Serve, reading the aggregator.
+
+`create_app(reader)` builds the FastAPI app around anything with the aggregator's read methods, so tests
+call it with a plain object and `TestClient`; `ApiIngress` is the Serve shell over the real actor.
+"""
+
+import asyncio
+import inspect
+from typing import Any, Protocol
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from ray import serve
+
+
+class CityReader(Protocol):
+    def congestion(self) -> dict: ...
+
+    def camera_status(self) -> list[dict]: ...
+
+    def counters(self) -> dict: ...
+
+
+async def _call(reader: Any, method: str):
+    """Call a reader method on a plain object, or `.remote()` on a Ray actor handle."""
+    attribute = getattr(reader, method)
+    if hasattr(attribute, "remote"):
+        return await attribute.remote()
+    result = attribute()
+    return await result if inspect.isawaitable(result) else result
+
+
+def create_app(reader: CityReader) -> FastAPI:
+    app = FastAPI(title="casaflow", version="0.1.0", description="Live traffic state of the city's cameras.")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/cameras")
+    async def cameras() -> dict:
+        """Every camera: source state, analysed fps, lag, drops; URLs with credentials redacted."""
+        rows = await _call(reader, "camera_status")
+        return {"data": rows, "count": len(rows)}
+
+    @app.get("/api/v1/congestion")
+    async def congestion() -> dict:
+        """GeoJSON FeatureCollection: one LineString per segment with its latest window and LOS."""
+        return await _call(reader, "congestion")
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> str:
+        """Prometheus text exposition of the city-level counters and per-camera gauges."""
+        counters, rows = await asyncio.gather(_call(reader, "counters"), _call(reader, "camera_status"))
+        lines = []
+        for name, value in counters.items():
+            lines += [f"# TYPE casaflow_{name} gauge", f"casaflow_{name} {value}"]
+        for metric, key in (
+            ("camera_fps", "fps"), ("camera_lag_seconds", "lag_s"), ("camera_frames_dropped", "frames_dropped"),
+            ("camera_frames_analysed", "frames_analysed"),
+        ):
+            lines.append(f"# TYPE casaflow_{metric} gauge")
+            for row in rows:
+                if row.get(key) is not None:
+                    lines.append(f'casaflow_{metric}{{camera_id="{row["camera_id"]}"}} {row[key]}')
+        return "\n".join(lines) + "\n"
+
+    return app
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.1})
+@serve.ingress()
+class ApiIngress:
+    """Serve shell: the FastAPI app over the aggregator actor handle, built on the replica."""
+
+    def __init__(self, aggregator):
+        self.aggregator = aggregator
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(self.aggregator)
