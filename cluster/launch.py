@@ -94,10 +94,17 @@ def start_groups(inventory, base_dir: Path, *, aggregator, realtime: bool, optio
     return groups, [group.run.remote() for group in groups]
 
 
-def shutdown(city: RunningCity | None) -> None:
-    """Stop the groups, flush the history, and take Serve and Ray down."""
+def shutdown(city: RunningCity | None, *, keep_ray: bool = False) -> None:
+    """Stop the groups and flush the history, then take Serve down (and the local Ray with it,
+    unless `keep_ray`: a shared test session or a cluster the ops team runs)."""
     if city is not None:
         for group in city.groups:
             group.stop.remote()
-        ray.get(city.aggregator.flush.remote())
-    serve.shutdown()
+        try:
+            ray.get(city.aggregator.flush.remote(), timeout=30)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            print(f"warning: the last history flush failed: {exc}")
+    if keep_ray:
+        serve.shutdown()
+    else:
+        ray.shutdown()

@@ -8,8 +8,10 @@ import asyncio
 import inspect
 from typing import Any, Protocol
 
+from importlib import resources
+
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from ray import serve
 
 
@@ -32,6 +34,12 @@ async def _call(reader: Any, method: str):
 
 def create_app(reader: CityReader) -> FastAPI:
     app = FastAPI(title="casaflow", version="0.1.0", description="Live traffic state of the city's cameras.")
+    dashboard = (resources.files("serve") / "dashboard.html").read_text()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        """The operators' dashboard: the congestion map and camera states, refreshed every few seconds."""
+        return dashboard
 
     @app.get("/healthz")
     async def healthz() -> dict:

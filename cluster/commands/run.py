@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         city = launch(args.inventory, out_dir=args.out, realtime=False, options=options)
         summaries = ray.get(city.runs)
     finally:
-        shutdown(city)
+        shutdown(city, keep_ray=args.address is not None)
     seconds = time.perf_counter() - started
     frames = sum(s["frames_analysed"] for s in summaries)
     dropped = sum(s["frames_dropped"] for s in summaries)

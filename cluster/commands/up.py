@@ -1,20 +1,14 @@
-"""`casaflow up`: the embedded default, a simulated Casablanca you can look at on http://127.0.0.1:8000.
-
-Until the streaming pipeline lands, this simulates the `demo` city once (cached), then serves its
-clips, inventory and ground truth on loopback with an overview page.
-"""
+"""`casaflow up`: the live system. With no arguments, the embedded default: a local Ray, the `demo`
+city (simulated once and cached), its cameras paced in real time, the API and dashboard on
+http://127.0.0.1:8000. Ctrl-C shuts everything down cleanly."""
 
 import argparse
-import functools
-import html
-import http.server
 import os
+import signal
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
-
-import pyarrow.parquet as pq
-
-from casaflow.inventory import InventoryError, load_inventory
 
 DEFAULT_SEED = 1
 
@@ -24,67 +18,87 @@ def default_data_dir() -> Path:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("up", help="run the embedded default: the simulated demo city on :8000")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    parser = subparsers.add_parser("up", help="run the live system (default: the simulated demo city on :8000)")
+    parser.add_argument("--inventory", type=Path, default=None, help="cameras.yaml (default: the simulated demo city)")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    parser.add_argument("--host", default="127.0.0.1", help="API bind address (loopback by default)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--data", type=Path, default=None, help="cache folder (default $CASAFLOW_DATA or ~/.cache/casaflow)")
+    parser.add_argument("--data", type=Path, default=None, help="cache and history folder (default $CASAFLOW_DATA or ~/.cache/casaflow)")
+    parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the packaged ones)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--cameras-per-group", type=int, default=8)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from casaflow.sim.scenario import load_scenario
-    from casaflow.sim.simulate import SimulationError, simulate
+    from casaflow.inventory import InventoryError, load_inventory
 
-    city_dir = (args.data or default_data_dir()) / f"demo-seed{DEFAULT_SEED}"
-    if not (city_dir / "truth" / "incidents.parquet").exists():
-        print(f"simulating the demo city once into {city_dir} (a few minutes; cached afterwards)", flush=True)
-        try:
-            simulate(load_scenario("demo"), seed=DEFAULT_SEED, out_dir=city_dir, progress=lambda l: print(l, flush=True))
-        except SimulationError as exc:
-            print(f"casaflow up: error: {exc}", file=sys.stderr)
-            return 2
+    data_dir = args.data or default_data_dir()
     try:
-        (city_dir / "index.html").write_text(overview_page(city_dir))
-    except InventoryError as exc:
+        inventory_path = args.inventory or ensure_demo_city(data_dir)
+        inventory = load_inventory(inventory_path)
+    except (InventoryError, RuntimeError, OSError) as exc:
         print(f"casaflow up: error: {exc}", file=sys.stderr)
         return 2
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(city_dir))
-    try:
-        server = http.server.ThreadingHTTPServer((args.host, args.port), handler)
-    except OSError as exc:
-        print(f"casaflow up: error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+    if args.weights is not None and not args.weights.is_file():
+        print(f"casaflow up: error: detector weights not found: {args.weights}", file=sys.stderr)
         return 2
-    print(f"the demo city is served on http://{args.host}:{args.port}/ (files in {city_dir}); Ctrl-C stops", flush=True)
-    with server:
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            print("stopped")
+
+    import ray
+
+    from cluster.launch import LaunchOptions, connect, launch, shutdown, start_groups
+
+    detector = {"device": args.device, **({"weights_path": str(args.weights)} if args.weights else {})}
+    options = LaunchOptions(
+        cameras_per_group=args.cameras_per_group, detector=detector, host=args.host, port=args.port,
+        max_batch_frames=16, group_cpus=0.5,
+    )
+    history_dir = inventory_path.parent / "history"
+    connect(args.address)
+    signal.signal(signal.SIGTERM, _interrupt)
+    city = None
+    try:
+        city = launch(inventory_path, out_dir=history_dir, realtime=True, options=options)
+        print(
+            f"live: {len(inventory.cameras)} cameras of {inventory.city}; dashboard and API on "
+            f"http://{args.host}:{args.port}/ (API docs at /docs); history in {history_dir}; Ctrl-C stops",
+            flush=True,
+        )
+        while True:
+            done, _ = ray.wait(city.runs, num_returns=len(city.runs), timeout=5.0)
+            if len(done) == len(city.runs):
+                print("the clips ended; playing them again", flush=True)
+                city.groups, city.runs = start_groups(
+                    inventory, inventory_path.parent, aggregator=city.aggregator, realtime=True, options=options,
+                    start_time=datetime.now(timezone.utc),
+                )
+    except KeyboardInterrupt:
+        print("shutting down", flush=True)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"casaflow up: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        shutdown(city, keep_ray=args.address is not None)
     return 0
 
 
-def overview_page(city_dir: Path) -> str:
-    """An HTML page with every camera's clip and the ground-truth incidents."""
-    inventory = load_inventory(city_dir / "cameras.yaml")
-    incidents = pq.read_table(city_dir / "truth" / "incidents.parquet").to_pylist()
-    cards = "\n".join(
-        f'<figure><video src="{html.escape(c.url)}" controls muted loop preload="metadata" width="426"></video>'
-        f"<figcaption><b>{html.escape(c.id)}</b> {html.escape(c.name)}<br>{c.lat:.5f}, {c.lon:.5f} · "
-        f"{len(c.segments)} segment(s)</figcaption></figure>"
-        for c in inventory.cameras
-    )
-    rows = "\n".join(
-        f"<tr><td>{html.escape(i['type'])}</td><td>{html.escape(i['camera_id'])}</td>"
-        f"<td>{i['start_ts']:%H:%M:%S}</td><td>{i['end_ts']:%H:%M:%S}</td></tr>"
-        for i in incidents
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>casaflow · {html.escape(inventory.city)}</title>
-<style>body{{font-family:system-ui;margin:1.5em}} figure{{display:inline-block;margin:.4em}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.2em .6em}}</style></head><body>
-<h1>casaflow · simulated {html.escape(inventory.city)}</h1>
-<p>{len(inventory.cameras)} cameras from {inventory.start_time:%Y-%m-%d %H:%M} UTC.
-Files: <a href="cameras.yaml">cameras.yaml</a>, <a href="truth/">truth/</a> (Parquet).</p>
-{cards}
-<h2>Incidents in view (ground truth)</h2>
-<table><tr><th>type</th><th>camera</th><th>start</th><th>end</th></tr>
-{rows}</table></body></html>"""
+def _interrupt(signum, frame) -> None:
+    """SIGTERM shuts down as cleanly as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def ensure_demo_city(data_dir: Path) -> Path:
+    """The demo city's inventory, simulating it once into the cache if needed."""
+    from casaflow.sim.scenario import load_scenario
+    from casaflow.sim.simulate import SimulationError, simulate
+
+    city_dir = data_dir / f"demo-seed{DEFAULT_SEED}"
+    if not (city_dir / "truth" / "incidents.parquet").exists():
+        print(f"simulating the demo city once into {city_dir} (a few minutes; cached afterwards)", flush=True)
+        started = time.perf_counter()
+        try:
+            simulate(load_scenario("demo"), seed=DEFAULT_SEED, out_dir=city_dir, progress=lambda l: print(l, flush=True))
+        except SimulationError as exc:
+            raise RuntimeError(str(exc)) from exc
+        print(f"simulated in {time.perf_counter() - started:.0f} s", flush=True)
+    return city_dir / "cameras.yaml"

@@ -35,7 +35,7 @@ def test_replay_writes_the_history(ray_session, tiny_city, random_weights, tmp_p
         city = launch(tiny_city / "cameras.yaml", out_dir=tmp_path, realtime=False, options=options)
         summaries = ray.get(city.runs, timeout=300)
     finally:
-        shutdown(city)
+        shutdown(city, keep_ray=True)
     inventory = load_inventory(tiny_city / "cameras.yaml")
     assert len(summaries) == 2
     assert sum(s["frames_analysed"] for s in summaries) == 2 * 60 * 5
