@@ -150,7 +150,7 @@ def load_inventory(path: str | Path) -> Inventory:
     except OSError as exc:
         raise InventoryError(f"cannot read inventory {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise InventoryError(f"inventory {path} is not valid YAML: {exc}") from exc
+        raise InventoryError(f"inventory {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
         raise InventoryError(f"inventory {path} must be a mapping with 'city' and 'cameras'")
     try:

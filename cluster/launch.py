@@ -44,6 +44,17 @@ class RunningCity:
     runs: list
 
 
+def detector_options(weights: Path | None, device: str) -> dict:
+    """DetectorOptions for the deployment, checked here so that a missing file is one clear line."""
+    from casaflow.detector.runtime import DEFAULT_WEIGHTS_PATH
+
+    path = Path(weights) if weights is not None else DEFAULT_WEIGHTS_PATH
+    if not path.is_file():
+        hint = "" if weights is not None else "; train them with `casaflow train-detector` (docs/model_card.md)"
+        raise FileNotFoundError(f"detector weights not found: {path}{hint}")
+    return {"device": device, "weights_path": str(path)}
+
+
 def connect(address: str | None, *, num_cpus: int | None = None) -> None:
     """Join a Ray cluster at `address`, or start a local one."""
     if ray.is_initialized():

@@ -26,18 +26,15 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     from casaflow.inventory import InventoryError, load_inventory
-    from cluster.launch import LaunchOptions, connect, launch, shutdown
+    from cluster.launch import LaunchOptions, connect, detector_options, launch, shutdown
 
     try:
         inventory = load_inventory(args.inventory)
+        detector = detector_options(args.weights, args.device)
         args.out.mkdir(parents=True, exist_ok=True)
     except (InventoryError, OSError) as exc:
         print(f"casaflow run: error: {exc}", file=sys.stderr)
         return 2
-    if args.weights is not None and not args.weights.is_file():
-        print(f"casaflow run: error: detector weights not found: {args.weights}", file=sys.stderr)
-        return 2
-    detector = {"device": args.device, **({"weights_path": str(args.weights)} if args.weights else {})}
     options = LaunchOptions(cameras_per_group=args.cameras_per_group, detector=detector, api=False)
     connect(args.address, num_cpus=args.num_cpus)
     started = time.perf_counter()

@@ -33,22 +33,19 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from casaflow.inventory import InventoryError, load_inventory
 
+    from cluster.launch import LaunchOptions, connect, detector_options, launch, shutdown, start_groups
+
     data_dir = args.data or default_data_dir()
     try:
+        detector = detector_options(args.weights, args.device)
         inventory_path = args.inventory or ensure_demo_city(data_dir)
         inventory = load_inventory(inventory_path)
     except (InventoryError, RuntimeError, OSError) as exc:
         print(f"casaflow up: error: {exc}", file=sys.stderr)
         return 2
-    if args.weights is not None and not args.weights.is_file():
-        print(f"casaflow up: error: detector weights not found: {args.weights}", file=sys.stderr)
-        return 2
 
     import ray
 
-    from cluster.launch import LaunchOptions, connect, launch, shutdown, start_groups
-
-    detector = {"device": args.device, **({"weights_path": str(args.weights)} if args.weights else {})}
     options = LaunchOptions(
         cameras_per_group=args.cameras_per_group, detector=detector, host=args.host, port=args.port,
         max_batch_frames=16, group_cpus=0.5,

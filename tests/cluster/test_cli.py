@@ -1,4 +1,4 @@
-"""Bad input to the `casaflow` CLI fails with one line on stderr and exit code 2, never a traceback."""
+"""Bad input to the `casaflow` CLI (simulate, run, up) fails with one line on stderr and exit code 2, never a traceback."""
 
 import subprocess
 import sys
@@ -22,6 +22,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["simulate", "--scenario", "{tmp}/typo.yaml", "--out", "{tmp}/out"], "durashun_s: Extra inputs are not permitted"),
         (["simulate", "--seed", "many", "--out", "{tmp}/out"], "invalid int value"),
         (["simulate"], "--out"),
+        (["run", "--inventory", "{tmp}/missing.yaml", "--out", "{tmp}/h"], "cannot read inventory"),
+        (["run", "--inventory", "{tmp}/broken.yaml", "--out", "{tmp}/h"], "not valid YAML"),
+        (["run", "--inventory", "{tmp}/typo.yaml", "--out", "{tmp}/h"], "city: Field required"),
+        (["up", "--weights", "{tmp}/no.pt"], "detector weights not found"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
