@@ -26,7 +26,6 @@ from casaflow.tracking import (
 )
 
 START = datetime(2026, 3, 2, 7, 55, tzinfo=UTC)
-SIM_TRUTH = Path(__file__).resolve().parents[2] / "data/sim/seed101/truth/frames.parquet"
 
 
 def detections(xyxy, confidence=0.9, class_id=0) -> Detections:
@@ -272,10 +271,10 @@ def test_id_switches_can_ignore_long_gaps():
     assert id_switches([1, 1, 1], [5, 5, 6], time_s=[0, 1, 2], maximum_gap_s=5) == 1
 
 
-def _track_simulated_camera(camera_id: str, *, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _track_simulated_camera(truth_path: Path, camera_id: str, *, noise: float, seed: int):
     import pyarrow.parquet as pq
 
-    table = pq.read_table(SIM_TRUTH, filters=[("camera_id", "=", camera_id)],
+    table = pq.read_table(truth_path, filters=[("camera_id", "=", camera_id)],
                           columns=["frame_index", "ts", "object_id", "cls", "x1", "y1", "x2", "y2", "visible"])
     truth = table.to_pandas()
     truth = truth[truth.visible >= 0.3]
@@ -300,23 +299,16 @@ def _track_simulated_camera(camera_id: str, *, noise: float, seed: int) -> tuple
     return np.array(object_ids), np.array(predicted), np.array(times)
 
 
-@pytest.mark.skipif(not SIM_TRUTH.exists(), reason="simulated truth data/sim/seed101 not rendered")
-@pytest.mark.parametrize(
-    ("camera_id", "per_100_tracks", "short_gap_per_100_tracks"),
-    [("cam07", 2.0, 2.0), ("cam04", 6.0, 3.0), ("cam01", 16.0, 9.0)],
-)
-def test_few_id_switches_on_simulated_truth(camera_id, per_100_tracks, short_gap_per_100_tracks):
-    """Truth boxes (visible >= 0.3) at 5 fps with 2% corner noise and visibility-driven confidence.
-
-    cam07 meets the target of fewer than 2 switches per 100 tracks. cam04 and cam01 carry regression bounds
-    just above what the tracker measures (5.0 and 13.2 per 100 tracks; 2.0 and 6.9 within 1 s gaps): their
-    remaining switches come from vehicles hidden for tens of seconds in queues, boxes flickering around the
-    visibility cut at the image's top edge, and lane changes that the simulator renders as one-frame jumps.
-    """
-    object_ids, predicted, time_s = _track_simulated_camera(camera_id, noise=0.02, seed=0)
+@pytest.mark.parametrize("camera_id", ["cam01", "cam02"])
+def test_few_id_switches_on_simulated_truth(tiny_city, camera_id):
+    """Truth boxes (visible >= 0.3) of the tiny simulated city at 5 fps, with 2% corner noise and
+    visibility-driven confidence: fewer than 5 id switches per 100 tracks. (On the 8-camera demo city
+    the rate ranges from 0 to ~13 per 100 tracks by camera: vehicles hidden for tens of seconds in
+    queues and boxes flickering at the visibility cut cause most of them.)"""
+    object_ids, predicted, _ = _track_simulated_camera(
+        tiny_city / "truth" / "frames.parquet", camera_id, noise=0.02, seed=0
+    )
     tracks = len(set(object_ids[predicted >= 0].tolist()))
     switches = id_switches(object_ids, predicted)
-    short = id_switches(object_ids, predicted, time_s=time_s, maximum_gap_s=1.0)
-    assert tracks > 20
-    assert 100 * switches / tracks < per_100_tracks, (switches, tracks)
-    assert 100 * short / tracks < short_gap_per_100_tracks, (short, tracks)
+    assert tracks >= 10
+    assert 100 * switches / tracks < 5.0, (switches, tracks)
