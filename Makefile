@@ -15,4 +15,5 @@ demo: $(STAMP)
 	$(VENV)/bin/casaflow up
 
 test: $(STAMP)
+	scripts/install-test-services.sh
 	$(VENV)/bin/python -m pytest
