@@ -223,18 +223,17 @@ def load_model(path: str | Path) -> CenterNet:
     return model.eval()
 
 
-def load_detector(path: str | Path | None = None, **runtime_kwargs) -> DetectorRuntime:
-    """Builds a runtime for CenterNet weights at `path`; None loads the packaged default weights.
+def load_detector(path: str | Path | None = None, **options) -> DetectorRuntime:
+    """A runtime for CenterNet weights at `path` (None: the packaged default weights).
 
     Args:
         path: weights file (`save_model` output or a training checkpoint).
-        **runtime_kwargs: `device`, `fp16`, `min_confidence`, `top_k` of `DetectorRuntime`.
+        **options: other `DetectorOptions` fields (`device`, `fp16`, `min_confidence`, `top_k`, ...).
 
     Raises:
         FileNotFoundError: the weights (default ones included: they are committed after training) are missing.
     """
-    _check_default_weights(path)
-    return DetectorRuntime(CenterNetDetector(load_model(path or DEFAULT_WEIGHTS_PATH)), **runtime_kwargs)
+    return build_runtime(DetectorOptions(weights_path=None if path is None else str(path), **options))
 
 
 def build_runtime(options: DetectorOptions) -> DetectorRuntime:
