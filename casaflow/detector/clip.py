@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from casaflow.detections import CLASS_NAMES, Detections
-from casaflow.detector.dataset import iter_yuv420_frames
+from casaflow.detector.dataset import DatasetError
 from casaflow.detector.runtime import DetectorRuntime
+from casaflow.source import Frame, PyAVSource, RetryPolicy
 
 DETECTIONS_SCHEMA = pa.schema(
     [
@@ -74,31 +75,32 @@ def detect_clip(
         (table with `DETECTIONS_SCHEMA`, frames processed).
     """
     columns: dict[str, list[np.ndarray]] = {name: [] for name in DETECTIONS_SCHEMA.names}
-    start_ms = int(round(start_time.timestamp() * 1000))
-    pending: list[tuple[int, float, np.ndarray]] = []
-    processed, next_pts_s = 0, None
+    pending: list[Frame] = []
+    processed = 0
     started = last_report = time.perf_counter()
 
     def flush() -> None:
-        detections = runtime.detect(np.stack([frame for _, _, frame in pending]))
-        for (frame_index, pts_s, _), found in zip(pending, detections):
-            _append(columns, found, frame_index=frame_index, ts_ms=start_ms + int(round(pts_s * 1000)))
+        detections = runtime.detect(np.stack([frame.yuv for frame in pending]))
+        for frame, found in zip(pending, detections):
+            _append(columns, found, frame_index=frame.frame_index, ts_ms=int(round(frame.ts.timestamp() * 1000)))
         pending.clear()
 
-    for frame_index, pts_s, frame in iter_yuv420_frames(video_path):
-        if analysis_fps is not None:
-            if next_pts_s is not None and pts_s < next_pts_s - 1e-6:
-                continue
-            next_pts_s = (pts_s if next_pts_s is None else next_pts_s) + 1.0 / analysis_fps
-        if pending and pending[0][2].shape != frame.shape:
+    source = PyAVSource(
+        "clip", str(video_path), analysis_fps=analysis_fps, start_time=start_time, live=False,
+        retry=RetryPolicy(initial_s=0.0, max_s=0.0, max_attempts=1),
+    )
+    for frame in source:
+        if pending and pending[0].yuv.shape != frame.yuv.shape:
             flush()
-        pending.append((frame_index, pts_s, frame))
+        pending.append(frame)
         processed += 1
         if len(pending) >= batch_size:
             flush()
         if progress and time.perf_counter() - last_report >= progress_every_s:
             last_report = time.perf_counter()
             progress(f"{processed} frames ({processed / (last_report - started):.0f} frames/s)")
+    if source.state.status == "failed":
+        raise DatasetError(f"cannot decode {video_path}: {source.state.reason}")
     if pending:
         flush()
     arrays = {

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import av
 import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
 from casaflow.detections import CLASS_IDS
+from casaflow.source import PyAVSource, RetryPolicy
 
 Progress = Callable[[str], None]
 CACHE_FORMAT_VERSION = 1
@@ -76,38 +76,26 @@ def read_clips(data_dir: str | Path) -> tuple[datetime | None, list[Clip]]:
     return start_time, clips
 
 
-def iter_yuv420_frames(video_path: str | Path, *, threads: int = 0) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Decodes a clip in order.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-    Args:
-        video_path: anything PyAV opens.
-        threads: decoder threads; 0 lets FFmpeg choose.
+
+def iter_yuv420_frames(video_path: str | Path, *, threads: int = 0) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Decodes every frame of a clip in order, through the pipeline's own `PyAVSource`.
 
     Yields:
-        `(frame_index, pts_s, frame)` with frame (H*3//2, W) uint8 yuv420p; odd sizes are cropped to even.
+        `(frame_index, pts_s, frame)` with frame (H*3//2, W) uint8 yuv420p.
 
     Raises:
-        DatasetError: the file cannot be opened or has no video stream.
+        DatasetError: the file cannot be opened or decoded.
     """
-    try:
-        container = av.open(str(video_path))
-    except (av.FFmpegError, OSError) as error:
-        raise DatasetError(f"cannot open video {video_path}: {error}") from error
-    with container:
-        if not container.streams.video:
-            raise DatasetError(f"{video_path} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-        try:
-            for frame_index, frame in enumerate(container.decode(stream)):
-                width, height = frame.width - frame.width % 2, frame.height - frame.height % 2
-                if frame.format.name != "yuv420p" or (width, height) != (frame.width, frame.height):
-                    frame = frame.reformat(width=width, height=height, format="yuv420p")
-                pts_s = float(frame.pts * frame.time_base) if frame.pts is not None else float("nan")
-                yield frame_index, pts_s, frame.to_ndarray()
-        except av.FFmpegError as error:
-            raise DatasetError(f"cannot decode {video_path}: {error}") from error
+    source = PyAVSource(
+        "clip", str(video_path), analysis_fps=None, start_time=_EPOCH, live=False, hwaccel="none",
+        threads=threads, retry=RetryPolicy(initial_s=0.0, max_s=0.0, max_attempts=1),
+    )
+    for frame in source:
+        yield frame.frame_index, (frame.ts - _EPOCH).total_seconds(), frame.yuv
+    if source.state.status == "failed":
+        raise DatasetError(f"cannot decode {video_path}: {source.state.reason}")
 
 
 class FrameDataset:

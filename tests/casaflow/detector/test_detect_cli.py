@@ -46,7 +46,7 @@ def test_detect_with_explicit_start_time(synthetic_dirs, tiny_weights, tmp_path)
     "argv_tail, message",
     [
         (["missing.mp4"], "video not found"),
-        (["NOTVIDEO"], "cannot open video"),
+        (["NOTVIDEO"], "cannot decode"),
         (["VIDEO", "--weights", "missing.pt"], "weights not found"),
         (["VIDEO", "--coco-model", "fasterrcnn_mobilenet_v3_large_fpn"], "--coco-model needs --weights"),
     ],
