@@ -8,6 +8,7 @@ COMMAND_MODULES = (
     "cluster.commands.simulate",
     "cluster.commands.up",
     "cluster.commands.run",
+    "cluster.commands.score",
     "cluster.commands.detector",
 )
 

@@ -19,6 +19,7 @@ def register(subparsers) -> None:
     parser.add_argument("--cameras-per-group", type=int, default=8)
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--window-s", type=float, default=60.0, help="segment window length, seconds")
     parser.set_defaults(func=run)
 
 
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     except (InventoryError, OSError) as exc:
         print(f"casaflow run: error: {exc}", file=sys.stderr)
         return 2
-    options = LaunchOptions(cameras_per_group=args.cameras_per_group, detector=detector, api=False)
+    options = LaunchOptions(cameras_per_group=args.cameras_per_group, detector=detector, api=False,
+                            window_s=args.window_s)
     connect(args.address, num_cpus=args.num_cpus)
     started = time.perf_counter()
     print(f"replaying {len(inventory.cameras)} cameras from {args.inventory}", flush=True)
