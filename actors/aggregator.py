@@ -1,6 +1,7 @@
 """The aggregator actor: single writer of the history, holder of the city state the API reads."""
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import ray
@@ -41,6 +42,13 @@ class Aggregator:
 
     def congestion(self) -> dict:
         return self.state.congestion_geojson()
+
+    def segment_history(self, segment_id: str, since: datetime | None = None) -> list[dict] | None:
+        """The segment's windows after `since`; None for an unknown segment."""
+        try:
+            return [w.as_row() for w in self.state.segment_history(segment_id, since)]
+        except KeyError:
+            return None
 
     def camera_status(self) -> list[dict]:
         return [

@@ -5,6 +5,7 @@ Windows arrive at least once from the camera groups; they are keyed by (segment_
 window delivered twice is applied and written once.
 """
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,8 +25,14 @@ class CityState:
     """Latest state of every segment of an inventory, fed with measured windows."""
 
     inventory: Inventory
+    history_windows: int = 1440
+    """Windows kept in memory per segment for the history endpoint (a day of minutes)."""
     latest: dict[str, SegmentWindow] = field(default_factory=dict)
     _seen: dict[str, datetime] = field(default_factory=dict)
+    _history: dict[str, deque] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._segments = {s.id: s for c in self.inventory.cameras for s in c.segments}
 
     def apply(self, windows: Iterable[SegmentWindow]) -> list[SegmentWindow]:
         """Take windows in; returns those not seen before (to be written to the history)."""
@@ -36,8 +43,30 @@ class CityState:
                 continue
             self._seen[window.segment_id] = window.window_end
             self.latest[window.segment_id] = window
+            self._history.setdefault(window.segment_id, deque(maxlen=self.history_windows)).append(window)
             fresh.append(window)
         return fresh
+
+    def segment_history(self, segment_id: str, since: datetime | None = None) -> list[SegmentWindow]:
+        """A segment's windows ending after `since` (oldest first); KeyError for an unknown segment."""
+        if segment_id not in self._segments:
+            raise KeyError(segment_id)
+        return [w for w in self._history.get(segment_id, ()) if since is None or w.window_end > since]
+
+    def summary(self) -> dict:
+        """City-wide state: share of measured segments at LOS E or F, and the congestion index
+        (observed travel time / free-flow travel time over the measured segments, free flow taken
+        as the speed limit)."""
+        measured = [(self._segments[s], w) for s, w in self.latest.items() if w.mean_speed_kmh]
+        observed_h = sum(seg.length_m / 1000 / w.mean_speed_kmh for seg, w in measured)
+        free_flow_h = sum(seg.length_m / 1000 / seg.speed_limit_kmh for seg, _ in measured)
+        with_los = list(self.latest.values())
+        return {
+            "segments": len(self._segments),
+            "segments_measured": len(with_los),
+            "share_los_e_or_f": (sum(w.los in ("E", "F") for w in with_los) / len(with_los)) if with_los else None,
+            "congestion_index": observed_h / free_flow_h if free_flow_h else None,
+        }
 
     def congestion_geojson(self) -> dict:
         """A GeoJSON FeatureCollection: one LineString per segment with its latest window and LOS."""
@@ -67,7 +96,7 @@ class CityState:
                         "properties": properties,
                     }
                 )
-        return {"type": "FeatureCollection", "features": features}
+        return {"type": "FeatureCollection", "features": features, "summary": self.summary()}
 
 
 class HistoryWriter:

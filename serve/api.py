@@ -8,9 +8,10 @@ import asyncio
 import inspect
 from typing import Any, Protocol
 
+from datetime import datetime, timezone
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from ray import serve
 
@@ -22,13 +23,15 @@ class CityReader(Protocol):
 
     def counters(self) -> dict: ...
 
+    def segment_history(self, segment_id: str, since: datetime | None) -> list[dict] | None: ...
 
-async def _call(reader: Any, method: str):
+
+async def _call(reader: Any, method: str, *args):
     """Call a reader method on a plain object, or `.remote()` on a Ray actor handle."""
     attribute = getattr(reader, method)
     if hasattr(attribute, "remote"):
-        return await attribute.remote()
-    result = attribute()
+        return await attribute.remote(*args)
+    result = attribute(*args)
     return await result if inspect.isawaitable(result) else result
 
 
@@ -55,6 +58,16 @@ def create_app(reader: CityReader) -> FastAPI:
     async def congestion() -> dict:
         """GeoJSON FeatureCollection: one LineString per segment with its latest window and LOS."""
         return await _call(reader, "congestion")
+
+    @app.get("/api/v1/segments/{segment_id}/history")
+    async def segment_history(segment_id: str, since: datetime | None = None) -> dict:
+        """A segment's windows (oldest first), those ending after `since` (ISO 8601) if given."""
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        rows = await _call(reader, "segment_history", segment_id, since)
+        if rows is None:
+            raise HTTPException(status_code=404, detail=f"unknown segment {segment_id!r}")
+        return {"data": rows, "count": len(rows)}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> str:

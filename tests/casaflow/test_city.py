@@ -4,6 +4,7 @@ history contract and loses nothing buffered."""
 from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
+import pytest
 
 from casaflow.city import CityState, HistoryWriter, read_segments
 from casaflow.history import SEGMENT_SCHEMA
@@ -56,3 +57,21 @@ def test_history_writer_appends_parts_with_the_contract_schema(tmp_path):
     assert table.schema.equals(SEGMENT_SCHEMA) and table.num_rows == 3
     assert pq.read_table(tmp_path / "segments").column("mean_speed_kmh").null_count == 1
     assert len(list((tmp_path / "segments").glob("part-*.parquet"))) == 2
+
+
+def test_segment_history_and_unknown_segment():
+    state = CityState(inventory())
+    state.apply([window(0), window(1), window(2)])
+    assert [w.window_end for w in state.segment_history("c1.north", END)] == [END + timedelta(minutes=k) for k in (1, 2)]
+    assert len(state.segment_history("c1.north")) == 3
+    with pytest.raises(KeyError):
+        state.segment_history("nowhere")
+
+
+def test_city_summary_share_and_congestion_index():
+    state = CityState(inventory())
+    assert state.summary()["congestion_index"] is None
+    state.apply([window(0, speed_kmh=25.0)])
+    summary = state.congestion_geojson()["summary"]
+    assert summary["congestion_index"] == 2.0
+    assert summary["share_los_e_or_f"] == 0.0 and summary["segments_measured"] == 1

@@ -19,6 +19,12 @@ class FakeCity:
     def counters(self) -> dict:
         return {"windows_received": 12}
 
+    def segment_history(self, segment_id, since):
+        if segment_id != "c1.north":
+            return None
+        rows = [{"segment_id": "c1.north", "window_end": "2026-03-02T08:01:00+00:00", "los": "B"}]
+        return rows if since is None else []
+
 
 def client() -> TestClient:
     return TestClient(create_app(FakeCity()))
@@ -44,6 +50,14 @@ def test_metrics_are_prometheus_text():
     assert 'casaflow_camera_lag_seconds{camera_id="c1"} 0.3' in text
 
 
+def test_segment_history():
+    assert client().get("/api/v1/segments/c1.north/history").json()["count"] == 1
+    assert client().get("/api/v1/segments/c1.north/history", params={"since": "2026-03-02T08:00:00Z"}).json()["count"] == 0
+    assert client().get("/api/v1/segments/c1.north/history", params={"since": "2026-03-02T08:00:00"}).status_code == 200
+    assert client().get("/api/v1/segments/nowhere/history").status_code == 404
+
+
 def test_bad_requests_are_4xx():
+    assert client().get("/api/v1/segments/c1.north/history", params={"since": "yesterday"}).status_code == 422
     assert client().get("/api/v1/nothing").status_code == 404
     assert client().post("/api/v1/cameras").status_code == 405
