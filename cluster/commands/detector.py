@@ -32,6 +32,19 @@ def register(subparsers) -> None:
     train.add_argument("--eval-every", type=int, default=1, metavar="EPOCHS", help="evaluation period; 0: only at the end")
     train.set_defaults(func=run_train)
 
+    evaluate = subparsers.add_parser(
+        "evaluate-detector",
+        help="AP50 and AP per class of detector weights on held-out simulated folders",
+        description="Score detector weights on `casaflow simulate` folders (objects >= 12 px tall and half visible).",
+    )
+    evaluate.add_argument("--data", type=Path, nargs="+", required=True, help="held-out simulator folders")
+    evaluate.add_argument("--weights", type=Path, default=None, help="CenterNet weights (default: the packaged ones)")
+    evaluate.add_argument("--frame-step", type=_positive_int, default=25, help="use one frame in N of every clip")
+    evaluate.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="decoded-frame cache folder")
+    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    evaluate.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    evaluate.set_defaults(func=run_evaluate)
+
     detect = subparsers.add_parser(
         "detect",
         help="run the detector over a clip and write detections to Parquet",
@@ -84,6 +97,21 @@ def run_train(args: argparse.Namespace) -> int:
     if result.best_weights_path is not None:
         summary += f"\nbest held-out weights: {result.best_weights_path}"
     print(summary)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from casaflow.detector.dataset import DatasetError, FrameDataset
+    from casaflow.detector.evaluate import evaluate_runtime
+    from casaflow.detector.runtime import load_detector
+
+    try:
+        runtime = load_detector(args.weights, device=args.device, min_confidence=0.05, num_threads=args.threads)
+        dataset = FrameDataset(args.data, cache_dir=args.cache, frame_step=args.frame_step, progress=_print_progress)
+        report = evaluate_runtime(runtime, dataset, progress=_print_progress)
+    except (DatasetError, ValueError, FileNotFoundError) as error:
+        return _fail("evaluate-detector", error)
+    print(f"mAP50 {report.map50:.3f}, mAP@[.5:.95] {report.map:.3f} on {report.frames} frames\n{report.table()}")
     return 0
 
 
