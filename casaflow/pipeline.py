@@ -5,11 +5,12 @@ recorded clip without Ray, so a replay and the live pipeline give the same measu
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from casaflow.detections import Detections
+from casaflow.incidents import Incident, IncidentDetector, IncidentRules, SignalFeed
 from casaflow.inventory import Camera
 from casaflow.measurement import SegmentMeter, SegmentWindow
 from casaflow.source import Frame
@@ -21,27 +22,50 @@ DetectBatch = Callable[[np.ndarray], list[Detections]]
 
 @dataclass(frozen=True)
 class FrameResult:
-    """What one analysed frame produced: its tracked objects and the windows that closed before it."""
+    """What one analysed frame produced: its tracked objects, the windows that closed before it, and the
+    incidents raised or ended at it (ended ones carry `end_ts`)."""
 
     camera_id: str
     frame: Frame
     tracked: Detections
     windows: list[SegmentWindow]
+    incidents: list[Incident] = field(default_factory=list)
 
 
 class CameraPipeline:
-    """Tracker and segment meter of one camera."""
+    """Tracker, segment meter and incident detector of one camera.
 
-    def __init__(self, camera: Camera, *, window_s: float = 60.0):
+    Args:
+        camera: The camera's inventory entry.
+        window_s: Measurement window, seconds.
+        incident_rules: Incident thresholds; None uses the defaults.
+        signal_feed: Optional external signal states (wins over the image).
+        detect_incidents: False skips the incident rules (measurement only).
+    """
+
+    def __init__(self, camera: Camera, *, window_s: float = 60.0, incident_rules: IncidentRules | None = None,
+                 signal_feed: SignalFeed | None = None, detect_incidents: bool = True):
         self.camera = camera
         self.tracker = ByteTracker(
             camera.id, frame_rate=camera.analysis_fps, homography=camera.calibration.image_to_ground
         )
         self.meter = SegmentMeter(camera, window_s=window_s)
+        rules = (incident_rules or IncidentRules()).model_copy(update={"window_s": window_s})
+        self.incidents = (
+            IncidentDetector(camera, rules=rules, signal_feed=signal_feed) if detect_incidents else None
+        )
 
     def process(self, frame: Frame, detections: Detections) -> FrameResult:
         tracked = self.tracker.update(detections, frame.ts)
-        return FrameResult(self.camera.id, frame, tracked, self.meter.update(frame.ts, tracked))
+        windows = self.meter.update(frame.ts, tracked)
+        incidents = (
+            self.incidents.update(
+                frame.ts, tracked, self.tracker.confirmed_tracks, frame_yuv=frame.yuv, windows=windows
+            )
+            if self.incidents is not None
+            else []
+        )
+        return FrameResult(self.camera.id, frame, tracked, windows, incidents)
 
     def finish(self) -> list[SegmentWindow]:
         """Close the open window (end of a clip or a clean shutdown)."""

@@ -1,0 +1,890 @@
+"""Incident and infraction detection over one camera's tracks: the rules of DESIGN.md's incident types.
+
+Every rule reads the tracks' ground trajectories (metres, the camera's homography) against the
+inventory's zones, mapped once from the image to the ground:
+- `speeding`: space-mean speed along the segment, fitted over at least `speeding_distance_m` of its zone,
+  above the limit plus `speeding_tolerance_kmh`; starts at zone entry;
+- `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone;
+  starts at zone entry;
+- `red_light`: the ground anchor crosses a stop line (and goes `red_light_past_m` beyond it) while the
+  signal, read from its image region or an external feed, is red; starts at the crossing;
+- `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while other traffic moves past
+  it, with no stationary vehicle just ahead in its lane (a queue) and no red signal holding it; starts
+  when it stood;
+- `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`; starts at the stop
+  plus the allowed time;
+- `collision`: a vehicle that stops abruptly (still moving fast just before it stood) with its footprint
+  touching another stationary vehicle; starts when it stood;
+- `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
+  `pedestrian_min_s`; starts when it stepped in;
+- `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
+  classes), raised early from a running estimate inside the window and confirmed or ended by the closed
+  windows; starts at the first window's start, ends at the end of the last congested window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from casaflow.detections import CLASS_IDS, Detections
+from casaflow.geo import EARTH_RADIUS_M, LocalFrame
+from casaflow.geometry import apply_homography
+from casaflow.inventory import Camera
+from casaflow.measurement import MAX_GAP_S, SegmentWindow, points_in_polygon, window_end_for
+from casaflow.tracking import Track
+
+INCIDENT_TYPES: tuple[str, ...] = (
+    "stopped_vehicle",
+    "collision",
+    "wrong_way",
+    "red_light",
+    "illegal_stopping",
+    "speeding",
+    "pedestrian_on_road",
+    "congestion",
+)
+INCIDENT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "dispatched", "resolved")
+SIGNAL_STATES: tuple[str, ...] = ("r", "y", "g")
+SignalState = Literal["r", "y", "g"]
+SignalFeed = Callable[[str, datetime], "SignalState | None"]
+"""An external signal feed: `(stop_line_id, ts) -> 'r' | 'y' | 'g' | None`; None falls back to the image."""
+
+SEVERITY: MappingProxyType = MappingProxyType(
+    {
+        "collision": 3,
+        "pedestrian_on_road": 3,
+        "wrong_way": 3,
+        "stopped_vehicle": 2,
+        "red_light": 2,
+        "congestion": 2,
+        "speeding": 1,
+        "illegal_stopping": 1,
+    }
+)
+"""Default severity by type: 1 low, 2 medium, 3 high."""
+
+VEHICLE_LENGTH_M: tuple[float, ...] = (4.5, 12.0, 8.0, 2.2, 1.8, 0.5)
+"""Typical ground length per class of `CLASS_NAMES`, for footprint contact."""
+
+PEDESTRIAN = CLASS_IDS["pedestrian"]
+
+INCIDENT_SCHEMA = pa.schema(
+    [
+        ("incident_id", pa.string()),
+        ("type", pa.string()),
+        ("camera_id", pa.string()),
+        ("segment_id", pa.string()),
+        ("start_ts", pa.timestamp("ms", tz="UTC")),
+        ("detected_ts", pa.timestamp("ms", tz="UTC")),
+        ("lon", pa.float64()),
+        ("lat", pa.float64()),
+        ("severity", pa.int64()),
+        ("object_ids", pa.list_(pa.string())),
+        ("clip_path", pa.string()),
+        ("status", pa.string()),
+    ]
+)
+"""The history's `incidents.parquet` (DESIGN.md contract)."""
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One incident or infraction, as the core raises it and the aggregator stores it.
+
+    Attributes:
+        incident_id: Stable and deterministic: the same event seen in the same frames gets the same id.
+        type: One of `INCIDENT_TYPES`.
+        camera_id: The camera that saw it.
+        segment_id: The segment it happened on.
+        start_ts: UTC time the event began, as the system saw it.
+        detected_ts: UTC time the alert was raised (the frame's ts).
+        lon: Longitude of the event, degrees.
+        lat: Latitude of the event, degrees.
+        severity: 1 low, 2 medium, 3 high.
+        object_ids: Track keys involved, `"{camera_id}/{track_id}"`.
+        clip_path: Evidence clip, None until written.
+        status: One of `INCIDENT_STATUSES`.
+        end_ts: UTC time it ended, None while it lasts (or for instantaneous infractions).
+    """
+
+    incident_id: str
+    type: str
+    camera_id: str
+    segment_id: str
+    start_ts: datetime
+    detected_ts: datetime
+    lon: float
+    lat: float
+    severity: int
+    object_ids: tuple[str, ...] = ()
+    clip_path: str | None = None
+    status: str = "open"
+    end_ts: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in INCIDENT_TYPES:
+            raise ValueError(f"unknown incident type {self.type!r}")
+        if self.status not in INCIDENT_STATUSES:
+            raise ValueError(f"unknown incident status {self.status!r}")
+        if not 1 <= self.severity <= 3:
+            raise ValueError(f"severity must be 1..3, got {self.severity}")
+        if self.start_ts.tzinfo is None or self.detected_ts.tzinfo is None:
+            raise ValueError("start_ts and detected_ts must be timezone-aware (UTC)")
+        object.__setattr__(self, "object_ids", tuple(self.object_ids))
+
+    def as_row(self) -> dict:
+        """The row of the history's `incidents.parquet` (columns of `INCIDENT_SCHEMA`)."""
+        return {
+            "incident_id": self.incident_id,
+            "type": self.type,
+            "camera_id": self.camera_id,
+            "segment_id": self.segment_id,
+            "start_ts": self.start_ts,
+            "detected_ts": self.detected_ts,
+            "lon": self.lon,
+            "lat": self.lat,
+            "severity": self.severity,
+            "object_ids": list(self.object_ids),
+            "clip_path": self.clip_path,
+            "status": self.status,
+        }
+
+
+def incident_id(type_: str, camera_id: str, segment_id: str, track_ids: Sequence[int], start_s: float) -> str:
+    """`type:camera:segment:track ids:start epoch ms`, the start rounded to the second."""
+    tracks = "+".join(str(t) for t in sorted(track_ids)) or "-"
+    return f"{type_}:{camera_id}:{segment_id}:{tracks}:{int(round(start_s)) * 1000}"
+
+
+class IncidentRules(BaseModel):
+    """Thresholds of the incident rules; `per_camera` overrides any of them for one camera."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    still_radius_m: float = Field(default=1.5, gt=0, le=10, description="a track within this radius is stationary")
+    stopped_vehicle_s: float = Field(default=6.0, gt=0, le=600, description="standing this long in a lane is a stopped vehicle")
+    passing_speed_mps: float = Field(default=3.0, gt=0, le=30, description="a vehicle passing a stopped one moves at least this fast")
+    min_passing_vehicles: int = Field(default=1, ge=0, le=20, description="vehicles that must pass a stopped vehicle (0: none)")
+    queue_gap_m: float = Field(default=12.0, gt=0, le=50, description="a stationary vehicle this close ahead in the lane makes a queue")
+    lane_halfwidth_m: float = Field(default=1.6, gt=0, le=5, description="lateral tolerance of 'the same lane'")
+    signal_reach_m: float = Field(default=120.0, ge=0, le=500, description="queues this far upstream of a stop line may be held by it")
+    queue_discharge_s: float = Field(default=15.0, ge=0, le=120, description="a queue still discharges this long after green")
+    collision_speed_drop_mps: float = Field(default=6.0, gt=0, le=40, description="speed lost within collision_window_s that makes a stop abrupt")
+    collision_window_s: float = Field(default=1.0, gt=0, le=10, description="time over which that speed is lost")
+    collision_confirm_s: float = Field(default=1.0, ge=0, le=30, description="both must stand this long after the impact")
+    contact_margin_m: float = Field(default=1.0, ge=0, le=5, description="added to the vehicle length for footprints to touch")
+    wrong_way_distance_m: float = Field(default=10.0, gt=0, le=200, description="distance against the segment's direction")
+    wrong_way_margin_m: float = Field(default=0.8, ge=0, le=5, description="depth inside the zone that counts")
+    red_light_past_m: float = Field(default=2.0, ge=0, le=20, description="distance beyond the stop line that confirms a crossing")
+    signal_stale_s: float = Field(default=2.0, gt=0, le=30, description="a signal reading older than this is unknown")
+    signal_min_contrast: float = Field(default=30.0, gt=0, le=500, description="lit lamp score over the next lamp (Y + |U-128| + |V-128|)")
+    speeding_tolerance_kmh: float = Field(default=10.0, ge=0, le=100, description="speed over the limit that is tolerated")
+    speeding_distance_m: float = Field(default=20.0, gt=0, le=500, description="minimum measured distance in the zone")
+    pedestrian_min_s: float = Field(default=1.0, ge=0, le=60, description="time in the lanes before raising")
+    pedestrian_margin_m: float = Field(default=0.3, ge=0, le=5, description="depth inside the lanes that counts")
+    crossing_clearance_m: float = Field(default=6.0, ge=0, le=50, description="pedestrians this close to a stop line are at a crossing")
+    illegal_stopping_s: float | None = Field(default=None, gt=0, le=3600, description="overrides the zones' max_stop_s")
+    congestion_ratio: float = Field(default=0.25, gt=0, le=1, description="speed ratio below which a segment is congested")
+    congestion_early_s: float = Field(default=20.0, ge=0, le=3600, description="window time before a running estimate may raise")
+    congestion_min_vehicle_s: float = Field(default=20.0, ge=0, le=3600, description="vehicle-seconds a running estimate needs")
+    window_s: float = Field(default=60.0, gt=0, le=3600, description="measurement window, as the SegmentMeter's")
+    history_s: float = Field(default=120.0, ge=10, le=3600, description="seconds of trajectory kept per track")
+    forget_s: float = Field(default=30.0, gt=0, le=600, description="a track unseen this long is forgotten")
+    per_camera: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=dict, description="camera id -> {field: value} overrides"
+    )
+
+    def for_camera(self, camera_id: str) -> IncidentRules:
+        """The rules with `camera_id`'s overrides applied (validated; an unknown field raises)."""
+        override = self.per_camera.get(camera_id)
+        if not override:
+            return self
+        return IncidentRules.model_validate({**self.model_dump(exclude={"per_camera"}), **override})
+
+
+# -- free functions over arrays ---------------------------------------------------------------------
+
+
+def signal_state(yuv: np.ndarray, region_xyxy: Sequence[float], *, min_contrast: float = 30.0) -> SignalState | None:
+    """Reads a three-lamp signal head (red top, amber middle, green bottom) from a YUV420 frame.
+
+    Each third of the region is scored by the 85th percentile of Y + |U - 128| + |V - 128|: a lit lamp
+    is bright and saturated, a dark one neither.
+
+    Args:
+        yuv: (H*3//2, W) uint8 frame, Y then U then V planes (`Frame.yuv`).
+        region_xyxy: `x1, y1, x2, y2` pixels of the signal head.
+        min_contrast: Score margin of the best third over the second one.
+
+    Returns:
+        'r', 'y' or 'g', or None when no lamp stands out (or the region is too small or outside).
+    """
+    height = yuv.shape[0] * 2 // 3
+    width = yuv.shape[1]
+    x1, y1 = max(int(math.floor(region_xyxy[0])), 0), max(int(math.floor(region_xyxy[1])), 0)
+    x2, y2 = min(int(math.ceil(region_xyxy[2])), width), min(int(math.ceil(region_xyxy[3])), height)
+    if x2 - x1 < 1 or y2 - y1 < 3:
+        return None
+    chroma_rows = height // 4
+    u_plane = yuv[height : height + chroma_rows].reshape(height // 2, width // 2)
+    v_plane = yuv[height + chroma_rows : height + 2 * chroma_rows].reshape(height // 2, width // 2)
+    rows, cols = np.arange(y1, y2), np.arange(x1, x2)
+    luma = yuv[y1:y2, x1:x2].astype(np.float32)
+    u = u_plane[np.ix_(rows // 2, cols // 2)].astype(np.float32)
+    v = v_plane[np.ix_(rows // 2, cols // 2)].astype(np.float32)
+    score = luma + np.abs(u - 128) + np.abs(v - 128)
+    bounds = np.linspace(0, y2 - y1, 4).round().astype(int)
+    thirds = np.array([np.percentile(score[a:b], 85) if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])])
+    order = np.argsort(thirds)
+    if thirds[order[2]] - thirds[order[1]] < min_contrast:
+        return None
+    return SIGNAL_STATES[int(order[2])]
+
+
+def inside_depth_m(points_xy: np.ndarray, polygon_xy: np.ndarray) -> np.ndarray:
+    """Signed distance of points to a polygon's boundary: positive inside, negative outside.
+
+    Args:
+        points_xy: (n, 2) ground points, metres.
+        polygon_xy: (m, 2) polygon vertices, metres.
+
+    Returns:
+        (n,) float64 metres.
+    """
+    points_xy = np.asarray(points_xy, np.float64).reshape(-1, 2)
+    a = polygon_xy
+    b = np.roll(polygon_xy, -1, axis=0)
+    edge = b - a
+    length2 = np.maximum((edge**2).sum(1), 1e-12)
+    rel = points_xy[:, None, :] - a[None, :, :]
+    along = np.clip((rel * edge[None]).sum(-1) / length2, 0.0, 1.0)
+    nearest = a[None] + along[..., None] * edge[None]
+    distance = np.sqrt(((points_xy[:, None, :] - nearest) ** 2).sum(-1)).min(axis=1)
+    return np.where(points_in_polygon(points_xy, polygon_xy), distance, -distance)
+
+
+def trailing_run_start(mask: np.ndarray) -> int:
+    """Index where the run of True values ending at the last element starts; len(mask) if it is False."""
+    n = len(mask)
+    if n == 0 or not mask[-1]:
+        return n
+    false = np.flatnonzero(~np.asarray(mask, bool))
+    return int(false[-1]) + 1 if false.size else 0
+
+
+def moving_median(xy: np.ndarray, *, window: int = 5) -> np.ndarray:
+    """(n, 2) points -> (n, 2) centred moving median (edges padded), robust to single-frame jumps."""
+    if len(xy) < 3:
+        return xy.copy()
+    half = window // 2
+    padded = np.pad(xy, ((half, half), (0, 0)), mode="edge")
+    views = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
+    return np.median(views, axis=-1)
+
+
+def stationary_start(xy_m: np.ndarray, *, radius_m: float) -> int:
+    """Index of the first point of the trailing stationary run: every (smoothed) point within radius_m of
+    the last one from there on. Equal to len(xy_m) - 1 for a moving track."""
+    smooth = moving_median(xy_m)
+    distance = np.linalg.norm(smooth - smooth[-1], axis=1)
+    return min(trailing_run_start(distance <= radius_m), len(xy_m) - 1)
+
+
+def fitted_speed_mps(t_s: np.ndarray, along_m: np.ndarray) -> float:
+    """Least-squares slope of position along the road over time, m/s (signed); 0 for fewer than 2 points."""
+    if len(t_s) < 2 or t_s[-1] <= t_s[0]:
+        return 0.0
+    t = t_s - t_s.mean()
+    return float((t * (along_m - along_m.mean())).sum() / (t * t).sum())
+
+
+def path_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: float) -> float:
+    """Mean speed (path length / time) of the points in [start_s, end_s]; 0 for fewer than 2 points."""
+    keep = (t_s >= start_s) & (t_s <= end_s)
+    if keep.sum() < 2:
+        return 0.0
+    t, xy = t_s[keep], xy_m[keep]
+    if t[-1] <= t[0]:
+        return 0.0
+    return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum() / (t[-1] - t[0]))
+
+
+def abrupt_stop(t_s: np.ndarray, xy_m: np.ndarray, *, drop_mps: float, within_s: float,
+                still_mps: float = 1.0) -> tuple[float, np.ndarray] | None:
+    """Finds a stop that loses at least `drop_mps` of speed within `within_s` and ends below `still_mps`.
+
+    Args:
+        t_s: (n,) times, seconds.
+        xy_m: (n, 2) ground positions, metres.
+
+    Returns:
+        The time of the last fast point (the impact) and the (2,) unit heading before it, or None.
+    """
+    if len(t_s) < 3:
+        return None
+    dt_s = np.maximum(np.diff(t_s), 1e-6)
+    step = np.diff(xy_m, axis=0)
+    speed = np.linalg.norm(step, axis=1) / dt_s
+    times = t_s[1:]
+    for j in range(len(speed)):
+        if speed[j] > still_mps:
+            continue
+        before = np.flatnonzero((times >= times[j] - within_s) & (times < times[j]))
+        if not before.size:
+            continue
+        i = int(before[np.argmax(speed[before])])
+        if speed[i] - speed[j] >= drop_mps:
+            heading = step[i] / max(float(np.linalg.norm(step[i])), 1e-9)
+            return float(t_s[i]), heading
+    return None
+
+
+def local_frame_for(camera: Camera) -> LocalFrame:
+    """Estimates the city's local frame origin from the segments: the ground centroid of each zone against
+    the mid-point of its lon/lat centre line (the inventory has no origin of its own)."""
+    homography = camera.calibration.image_to_ground
+    offsets = []
+    for segment in camera.segments:
+        centre_xy = apply_homography(homography, np.asarray(segment.zone, np.float64)).mean(axis=0)
+        lon, lat = np.asarray(segment.geometry, np.float64).mean(axis=0)
+        lat0 = lat - math.degrees(centre_xy[1] / EARTH_RADIUS_M)
+        lon0 = lon - math.degrees(centre_xy[0] / (EARTH_RADIUS_M * math.cos(math.radians(lat0))))
+        if math.isfinite(lon0) and math.isfinite(lat0):
+            offsets.append((lon0, lat0))
+    if not offsets:
+        return LocalFrame(camera.lon, camera.lat)
+    lon0, lat0 = np.median(np.asarray(offsets), axis=0)
+    return LocalFrame(float(lon0), float(lat0))
+
+
+# -- per-camera state -------------------------------------------------------------------------------
+
+
+@dataclass
+class _History:
+    """One track's recent ground points and their relation to the camera's zones."""
+
+    track_id: int
+    class_id: int
+    t_s: np.ndarray
+    xy_m: np.ndarray
+    segment_depth_m: np.ndarray
+    """(n, segments) signed depth inside each segment's zone."""
+    no_stopping_depth_m: np.ndarray
+    """(n, zones) signed depth inside each no-stopping zone."""
+    stop_offset_m: np.ndarray
+    """(n, stop lines) signed distance beyond each stop line, along the travel direction."""
+    stop_lateral: np.ndarray
+    """(n, stop lines) position along each stop line, 0..1 between its ends."""
+    last_seen_s: float = 0.0
+
+    @property
+    def is_vehicle(self) -> bool:
+        return self.class_id != PEDESTRIAN
+
+    @property
+    def length_m(self) -> float:
+        return VEHICLE_LENGTH_M[self.class_id]
+
+
+@dataclass
+class _Running:
+    """A segment's running space-mean speed inside the current window."""
+
+    window_end_s: float = 0.0
+    vehicle_s: float = 0.0
+    metres: float = 0.0
+
+
+@dataclass
+class _Open:
+    """An open incident that ends when its track moves away (or is forgotten)."""
+
+    incident: Incident
+    track_id: int
+    stop_xy_m: np.ndarray
+
+
+@dataclass
+class _StopLineGeometry:
+    id: str
+    segment_index: int
+    start_xy_m: np.ndarray
+    unit_xy: np.ndarray
+    length_m: float
+    normal_xy: np.ndarray
+    region_xyxy: list[float]
+    states: deque = field(default_factory=lambda: deque(maxlen=600))
+    """(ts_s, state) readings, state None when unknown."""
+
+
+class IncidentDetector:
+    """Applies the incident rules to one camera's tracks, frame after frame.
+
+    Args:
+        camera: The camera's inventory entry (segments, stop lines, no-stopping zones, homography).
+        rules: Thresholds; the camera's `per_camera` overrides are applied.
+        signal_feed: Optional external signal states; wins over the image when it returns a state.
+    """
+
+    def __init__(self, camera: Camera, *, rules: IncidentRules | None = None, signal_feed: SignalFeed | None = None):
+        self.camera = camera
+        self.rules = (rules or IncidentRules()).for_camera(camera.id)
+        self.signal_feed = signal_feed
+        self.local_frame = local_frame_for(camera)
+        homography = camera.calibration.image_to_ground
+        self._homography = homography
+        self._segment_ids = [s.id for s in camera.segments]
+        self._segment_zone_xy = [apply_homography(homography, np.asarray(s.zone, np.float64)) for s in camera.segments]
+        bearings = np.radians([s.direction_deg for s in camera.segments])
+        self._segment_dir_xy = np.stack([np.sin(bearings), np.cos(bearings)], axis=1)
+        self._limits_kmh = np.array([s.speed_limit_kmh for s in camera.segments])
+        self._no_stopping = list(camera.no_stopping_zones)
+        self._no_stopping_xy = [apply_homography(homography, np.asarray(z.zone, np.float64)) for z in self._no_stopping]
+        self._stop_lines = [self._stop_line_geometry(line) for line in camera.stop_lines]
+        self._histories: dict[int, _History] = {}
+        self._raised: set[tuple[str, int]] = set()
+        self._open: dict[tuple[str, int], _Open] = {}
+        self._running = [_Running() for _ in camera.segments]
+        self._congestion: dict[int, Incident] = {}
+
+    def _stop_line_geometry(self, line) -> _StopLineGeometry:
+        ends = apply_homography(self._homography, np.asarray(line.line, np.float64))
+        vector = ends[1] - ends[0]
+        length = float(np.linalg.norm(vector))
+        unit = vector / max(length, 1e-9)
+        normal = np.array([unit[1], -unit[0]])
+        index = self._segment_ids.index(line.segment_id)
+        if normal @ self._segment_dir_xy[index] < 0:
+            normal = -normal
+        return _StopLineGeometry(line.id, index, ends[0], unit, length, normal, list(line.signal_region))
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def update(
+        self,
+        frame_ts: datetime,
+        tracked: Detections,
+        tracks: Sequence[Track],
+        *,
+        frame_yuv: np.ndarray | None = None,
+        windows: Sequence[SegmentWindow] = (),
+    ) -> list[Incident]:
+        """Feeds one analysed frame.
+
+        Args:
+            frame_ts: UTC time of the frame.
+            tracked: The frame's tracked detections (kept for the rules' callers; the tracks carry the state).
+            tracks: The confirmed tracks of this frame (`ByteTracker.confirmed_tracks`), with ground trajectories.
+            frame_yuv: (H*3//2, W) uint8 frame, to read the signals; None leaves them to the feed.
+            windows: Segment windows that closed at this frame (`SegmentMeter.update`).
+
+        Returns:
+            Newly raised incidents (`end_ts` None) and incidents that ended at this frame (a copy of the
+            raised one with `end_ts` set: congestion runs, stopped vehicles moving off). Both carry the
+            same id, so an idempotent store upserts them alike.
+        """
+        now_s = frame_ts.timestamp()
+        self._read_signals(now_s, frame_ts, frame_yuv)
+        current = self._ingest(tracks, now_s)
+        raised: list[Incident] = []
+        for history in current:
+            if history.is_vehicle:
+                raised += self._vehicle_rules(history, current, now_s, frame_ts)
+            else:
+                raised += self._pedestrian_rule(history, now_s, frame_ts)
+        raised += self._congestion_rules(current, now_s, frame_ts, windows)
+        ended = self._end_stationary(now_s)
+        self._forget(now_s)
+        return raised + ended
+
+    def signal(self, stop_line_id: str, ts: datetime) -> SignalState | None:
+        """The last known state of a stop line's signal at `ts` (None if unknown or stale)."""
+        for line in self._stop_lines:
+            if line.id == stop_line_id:
+                return self._state_at(line, ts.timestamp())
+        raise KeyError(stop_line_id)
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def _read_signals(self, now_s: float, frame_ts: datetime, frame_yuv: np.ndarray | None) -> None:
+        for line in self._stop_lines:
+            state = self.signal_feed(line.id, frame_ts) if self.signal_feed is not None else None
+            if state is None and frame_yuv is not None:
+                state = signal_state(frame_yuv, line.region_xyxy, min_contrast=self.rules.signal_min_contrast)
+            line.states.append((now_s, state))
+            while line.states and now_s - line.states[0][0] > 60.0:
+                line.states.popleft()
+
+    def _state_at(self, line: _StopLineGeometry, t_s: float) -> SignalState | None:
+        for reading_s, state in reversed(line.states):
+            if reading_s <= t_s + 1e-6:
+                return state if t_s - reading_s <= self.rules.signal_stale_s else None
+        return None
+
+    def _held_by_signal(self, line: _StopLineGeometry, now_s: float) -> bool:
+        """Whether a queue at this stop line may still stand: red or amber now, or within the discharge time
+        (an unknown state holds nothing, so the other queue checks decide)."""
+        if self._state_at(line, now_s) in ("r", "y"):
+            return True
+        return any(state in ("r", "y") and now_s - t <= self.rules.queue_discharge_s for t, state in line.states)
+
+    def _ingest(self, tracks: Sequence[Track], now_s: float) -> list[_History]:
+        current = []
+        for track in tracks:
+            history = self._histories.get(track.track_id)
+            last_s = -math.inf if history is None else float(history.t_s[-1]) if len(history.t_s) else -math.inf
+            fresh = []
+            for ts, x_m, y_m in reversed(track.ground_trajectory):
+                t_s = ts.timestamp()
+                if t_s <= last_s:
+                    break
+                fresh.append((t_s, x_m, y_m))
+            if history is None:
+                history = self._empty_history(track.track_id)
+                self._histories[track.track_id] = history
+            history.class_id = track.class_id
+            history.last_seen_s = now_s
+            if fresh:
+                self._append(history, np.asarray(fresh[::-1], np.float64), now_s)
+            if len(history.t_s):
+                current.append(history)
+        return current
+
+    def _empty_history(self, track_id: int) -> _History:
+        return _History(
+            track_id=track_id,
+            class_id=0,
+            t_s=np.empty(0),
+            xy_m=np.empty((0, 2)),
+            segment_depth_m=np.empty((0, len(self._segment_ids))),
+            no_stopping_depth_m=np.empty((0, len(self._no_stopping))),
+            stop_offset_m=np.empty((0, len(self._stop_lines))),
+            stop_lateral=np.empty((0, len(self._stop_lines))),
+        )
+
+    def _append(self, history: _History, points: np.ndarray, now_s: float) -> None:
+        xy = points[:, 1:3]
+        n = len(points)
+        seg = np.stack([inside_depth_m(xy, zone) for zone in self._segment_zone_xy], axis=1)
+        nostop = (
+            np.stack([inside_depth_m(xy, zone) for zone in self._no_stopping_xy], axis=1)
+            if self._no_stopping
+            else np.empty((n, 0))
+        )
+        offset = np.empty((n, len(self._stop_lines)))
+        lateral = np.empty((n, len(self._stop_lines)))
+        for k, line in enumerate(self._stop_lines):
+            rel = xy - line.start_xy_m
+            offset[:, k] = rel @ line.normal_xy
+            lateral[:, k] = rel @ line.unit_xy / max(line.length_m, 1e-9)
+        keep = history.t_s >= now_s - self.rules.history_s
+        history.t_s = np.concatenate([history.t_s[keep], points[:, 0]])
+        history.xy_m = np.concatenate([history.xy_m[keep], xy])
+        history.segment_depth_m = np.concatenate([history.segment_depth_m[keep], seg])
+        history.no_stopping_depth_m = np.concatenate([history.no_stopping_depth_m[keep], nostop])
+        history.stop_offset_m = np.concatenate([history.stop_offset_m[keep], offset])
+        history.stop_lateral = np.concatenate([history.stop_lateral[keep], lateral])
+
+    def _forget(self, now_s: float) -> None:
+        for track_id in [t for t, h in self._histories.items() if now_s - h.last_seen_s > self.rules.forget_s]:
+            del self._histories[track_id]
+            for key in [k for k in self._raised if k[1] == track_id]:
+                self._raised.discard(key)
+
+    # -- rules --------------------------------------------------------------------------------------
+
+    def _incident(self, type_: str, segment_index: int, track_ids: Sequence[int], *, start_s: float,
+                  frame_ts: datetime, xy_m: np.ndarray, severity: int | None = None) -> Incident:
+        segment_id = self._segment_ids[segment_index]
+        lon, lat = self.local_frame.to_lonlat(xy_m)[0]
+        return Incident(
+            incident_id=incident_id(type_, self.camera.id, segment_id, track_ids, start_s),
+            type=type_,
+            camera_id=self.camera.id,
+            segment_id=segment_id,
+            start_ts=datetime.fromtimestamp(start_s, tz=timezone.utc),
+            detected_ts=frame_ts,
+            lon=float(lon),
+            lat=float(lat),
+            severity=SEVERITY[type_] if severity is None else severity,
+            object_ids=tuple(f"{self.camera.id}/{t}" for t in track_ids),
+        )
+
+    def _raise_once(self, type_: str, track_ids: Sequence[int], make: Callable[[], Incident | None]) -> list[Incident]:
+        if any((type_, t) in self._raised for t in track_ids):
+            return []
+        incident = make()
+        if incident is None:
+            return []
+        self._raised.update((type_, t) for t in track_ids)
+        return [incident]
+
+    def _vehicle_rules(self, history: _History, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
+        raised: list[Incident] = []
+        rules = self.rules
+        t, xy = history.t_s, history.xy_m
+        depth_now = history.segment_depth_m[-1]
+        for s in np.flatnonzero(depth_now >= 0):
+            run = trailing_run_start(history.segment_depth_m[:, s] >= 0)
+            along = xy[run:] @ self._segment_dir_xy[s]
+            if len(along) >= 2 and along.max() - along.min() >= rules.speeding_distance_m:
+                speed_kmh = fitted_speed_mps(t[run:], along) * 3.6
+                excess_kmh = speed_kmh - self._limits_kmh[s]
+                if excess_kmh > rules.speeding_tolerance_kmh:
+                    raised += self._raise_once("speeding", [history.track_id], lambda s=s, run=run, e=excess_kmh: self._incident(
+                        "speeding", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1],
+                        severity=2 if e > rules.speeding_tolerance_kmh + 20 else 1))
+            deep = history.segment_depth_m[run:, s] >= rules.wrong_way_margin_m
+            if deep.sum() >= 2:
+                deep_along = along[deep]
+                travelled_m = deep_along[-1] - deep_along[0]
+                if travelled_m <= -rules.wrong_way_distance_m and fitted_speed_mps(t[run:][deep], deep_along) < 0:
+                    raised += self._raise_once("wrong_way", [history.track_id], lambda s=s, run=run: self._incident(
+                        "wrong_way", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1]))
+        raised += self._red_light(history, frame_ts)
+        if len(t) >= 2:
+            raised += self._stationary_rules(history, current, now_s, frame_ts)
+        return raised
+
+    def _red_light(self, history: _History, frame_ts: datetime) -> list[Incident]:
+        raised = []
+        for k, line in enumerate(self._stop_lines):
+            offset = history.stop_offset_m[:, k]
+            if len(offset) < 2 or offset[-1] < self.rules.red_light_past_m:
+                continue
+            behind = np.flatnonzero(offset < 0)
+            if not behind.size:
+                continue
+            i = int(behind[-1])
+            if i + 1 >= len(offset):
+                continue
+            fraction = -offset[i] / (offset[i + 1] - offset[i])
+            crossing_s = history.t_s[i] + fraction * (history.t_s[i + 1] - history.t_s[i])
+            lateral = history.stop_lateral[i, k] + fraction * (history.stop_lateral[i + 1, k] - history.stop_lateral[i, k])
+            margin = self.rules.lane_halfwidth_m / max(line.length_m, 1e-9)
+            if not -margin <= lateral <= 1 + margin:
+                continue
+            if self._state_at(line, history.t_s[i + 1]) != "r":
+                continue
+            crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
+            raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(
+                "red_light", line.segment_index, [history.track_id], start_s=c, frame_ts=frame_ts, xy_m=xy))
+        return raised
+
+    def _stationary_rules(self, history: _History, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
+        rules = self.rules
+        t, xy = history.t_s, history.xy_m
+        k = stationary_start(xy, radius_m=rules.still_radius_m)
+        stood_s = float(t[k])
+        standing_s = now_s - stood_s
+        if standing_s <= 0 or now_s - t[-1] > MAX_GAP_S:
+            return []
+        stop_xy = np.median(xy[k:], axis=0)
+        raised: list[Incident] = []
+        raised += self._collision(history, current, k, now_s, frame_ts, stop_xy)
+        in_no_stopping = False
+        for z, zone in enumerate(self._no_stopping):
+            if inside_depth_m(stop_xy, self._no_stopping_xy[z])[0] < 0:
+                continue
+            in_no_stopping = True
+            allowed_s = rules.illegal_stopping_s or zone.max_stop_s
+            s = self._segment_ids.index(zone.segment_id)
+            if standing_s >= allowed_s and not self._queued(history, current, s, stop_xy, now_s):
+                raised += self._raise_stationary("illegal_stopping", s, history, start_s=stood_s + allowed_s,
+                                                 frame_ts=frame_ts, stop_xy=stop_xy)
+        depths = history.segment_depth_m[-1]
+        if in_no_stopping or standing_s < rules.stopped_vehicle_s or depths.max() < 0:
+            return raised
+        if any(("collision", history.track_id) == key for key in self._raised):
+            return raised
+        s = int(np.argmax(depths))
+        if self._queued(history, current, s, stop_xy, now_s):
+            return raised
+        if self._passers(history, current, s, stop_xy, stood_s) < rules.min_passing_vehicles:
+            return raised
+        return raised + self._raise_stationary("stopped_vehicle", s, history, start_s=stood_s, frame_ts=frame_ts,
+                                               stop_xy=stop_xy)
+
+    def _raise_stationary(self, type_: str, s: int, history: _History, *, start_s: float, frame_ts: datetime,
+                          stop_xy: np.ndarray) -> list[Incident]:
+        raised = self._raise_once(type_, [history.track_id], lambda: self._incident(
+            type_, s, [history.track_id], start_s=start_s, frame_ts=frame_ts, xy_m=stop_xy))
+        for incident in raised:
+            self._open[(type_, history.track_id)] = _Open(incident, history.track_id, stop_xy)
+        return raised
+
+    def _queued(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
+        """Whether a vehicle standing at stop_xy on segment s is in a queue: a stationary vehicle just ahead
+        in its lane, or a stop line of the segment within reach whose signal holds traffic."""
+        rules = self.rules
+        direction = self._segment_dir_xy[s]
+        for line in self._stop_lines:
+            if line.segment_index != s:
+                continue
+            offset = float((stop_xy - line.start_xy_m) @ line.normal_xy)
+            if -rules.signal_reach_m <= offset <= rules.red_light_past_m and self._held_by_signal(line, now_s):
+                return True
+        for other in current:
+            if other is history or not other.is_vehicle:
+                continue
+            rel = other.xy_m[-1] - stop_xy
+            along = float(rel @ direction)
+            lateral = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+            if 0.5 < along <= rules.queue_gap_m + history.length_m and lateral <= rules.lane_halfwidth_m:
+                if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < 1.0:
+                    return True
+        return False
+
+    def _passers(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, stood_s: float) -> int:
+        """Vehicles that drove past stop_xy, in segment s's direction, since stood_s."""
+        direction = self._segment_dir_xy[s]
+        count = 0
+        for other in self._histories.values():
+            if other is history or not other.is_vehicle:
+                continue
+            keep = other.t_s >= stood_s
+            if keep.sum() < 2:
+                continue
+            rel = other.xy_m[keep] - stop_xy
+            along = rel @ direction
+            lateral = np.abs(rel[:, 0] * direction[1] - rel[:, 1] * direction[0])
+            behind = np.flatnonzero(along < -1.0)
+            if not behind.size:
+                continue
+            i = int(behind[0])
+            ahead = np.flatnonzero((along > 1.0) & (np.arange(len(along)) > i))
+            if not ahead.size or lateral[i:ahead[0] + 1].max() > 12.0:
+                continue
+            j = int(ahead[0])
+            times = other.t_s[keep]
+            if (along[j] - along[i]) / max(times[j] - times[i], 1e-6) >= self.rules.passing_speed_mps:
+                count += 1
+        return count
+
+    def _collision(self, history: _History, current: list[_History], k: int, now_s: float, frame_ts: datetime,
+                   stop_xy: np.ndarray) -> list[Incident]:
+        rules = self.rules
+        t, xy = history.t_s, history.xy_m
+        stood_s = float(t[k])
+        standing_s = now_s - stood_s
+        if not rules.collision_confirm_s <= standing_s <= rules.collision_confirm_s + 10.0:
+            return []
+        first = int(np.searchsorted(t, stood_s - 2 * rules.collision_window_s - 1.0))
+        impact = abrupt_stop(t[first:], xy[first:], drop_mps=rules.collision_speed_drop_mps, within_s=rules.collision_window_s)
+        if impact is None:
+            return []
+        impact_s, heading = impact
+        for other in current:
+            if other is history or not other.is_vehicle:
+                continue
+            rel = other.xy_m[-1] - stop_xy
+            along = abs(float(rel @ heading))
+            lateral = abs(float(rel[0] * heading[1] - rel[1] * heading[0]))
+            reach_m = max(history.length_m, other.length_m) + rules.contact_margin_m
+            if along > reach_m or lateral > rules.lane_halfwidth_m:
+                continue
+            if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - rules.collision_confirm_s, end_s=now_s) > 1.0:
+                continue
+            depths = history.segment_depth_m[-1]
+            s = int(np.argmax(depths))
+            pair = sorted([history.track_id, other.track_id])
+            raised = self._raise_once("collision", pair, lambda s=s, pair=pair: self._incident(
+                "collision", s, pair, start_s=impact_s, frame_ts=frame_ts, xy_m=stop_xy))
+            for incident in raised:
+                self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
+            return raised
+        return []
+
+    def _pedestrian_rule(self, history: _History, now_s: float, frame_ts: datetime) -> list[Incident]:
+        rules = self.rules
+        depth_now = history.segment_depth_m[-1]
+        if now_s - history.t_s[-1] > MAX_GAP_S:
+            return []
+        for line in self._stop_lines:
+            rel = history.xy_m[-1] - line.start_xy_m
+            along = float(np.clip(rel @ line.unit_xy, 0, line.length_m))
+            if np.linalg.norm(rel - along * line.unit_xy) <= rules.crossing_clearance_m:
+                return []
+        for s in np.flatnonzero(depth_now >= rules.pedestrian_margin_m):
+            run = trailing_run_start(history.segment_depth_m[:, s] >= 0)
+            deep = np.flatnonzero(history.segment_depth_m[run:, s] >= rules.pedestrian_margin_m)
+            if now_s - history.t_s[run + deep[0]] < rules.pedestrian_min_s:
+                continue
+            return self._raise_once("pedestrian_on_road", [history.track_id], lambda s=s, run=run: self._incident(
+                "pedestrian_on_road", s, [history.track_id], start_s=history.t_s[run], frame_ts=frame_ts,
+                xy_m=history.xy_m[-1]))
+        return []
+
+    def _congestion_rules(self, current: list[_History], now_s: float, frame_ts: datetime,
+                          windows: Sequence[SegmentWindow]) -> list[Incident]:
+        rules = self.rules
+        out: list[Incident] = []
+        window_end_s = window_end_for(frame_ts, rules.window_s).timestamp()
+        for s, running in enumerate(self._running):
+            if running.window_end_s != window_end_s:
+                self._running[s] = running = _Running(window_end_s=window_end_s)
+            for history in current:
+                if not history.is_vehicle or len(history.t_s) < 2 or history.t_s[-1] != now_s:
+                    continue
+                dt_s = history.t_s[-1] - history.t_s[-2]
+                if history.segment_depth_m[-1, s] < 0 or dt_s > MAX_GAP_S:
+                    continue
+                running.vehicle_s += dt_s
+                running.metres += float((history.xy_m[-1] - history.xy_m[-2]) @ self._segment_dir_xy[s])
+            window_start_s = window_end_s - rules.window_s
+            if (
+                s not in self._congestion
+                and now_s - window_start_s >= rules.congestion_early_s
+                and running.vehicle_s >= max(rules.congestion_min_vehicle_s, 1e-9)
+                and max(running.metres, 0.0) / running.vehicle_s * 3.6 / self._limits_kmh[s] < rules.congestion_ratio
+            ):
+                out.append(self._raise_congestion(s, window_start_s, frame_ts))
+        by_id = {segment_id: s for s, segment_id in enumerate(self._segment_ids)}
+        for window in sorted(windows, key=lambda w: w.window_end):
+            s = by_id.get(window.segment_id)
+            if s is None:
+                continue
+            ratio = window.speed_ratio
+            congested = ratio is not None and ratio < rules.congestion_ratio
+            window_start_s = window.window_end.timestamp() - window.window_s
+            if congested and s not in self._congestion:
+                out.append(self._raise_congestion(s, window_start_s, frame_ts))
+            elif not congested and s in self._congestion:
+                incident = self._congestion.pop(s)
+                end_s = max(window_start_s, incident.start_ts.timestamp())
+                out.append(replace(incident, end_ts=datetime.fromtimestamp(end_s, tz=timezone.utc)))
+        return out
+
+    def _raise_congestion(self, s: int, start_s: float, frame_ts: datetime) -> Incident:
+        centre = self._segment_zone_xy[s].mean(axis=0)
+        incident = self._incident("congestion", s, [], start_s=start_s, frame_ts=frame_ts, xy_m=centre)
+        self._congestion[s] = incident
+        return incident
+
+    def _end_stationary(self, now_s: float) -> list[Incident]:
+        ended = []
+        for key, open_ in list(self._open.items()):
+            history = self._histories.get(open_.track_id)
+            if history is None:
+                end_s = now_s
+            elif now_s - history.last_seen_s > self.rules.forget_s / 2:
+                end_s = history.last_seen_s
+            elif np.linalg.norm(history.xy_m[-1] - open_.stop_xy_m) > 2 * self.rules.still_radius_m:
+                end_s = now_s
+            else:
+                continue
+            del self._open[key]
+            ended.append(replace(open_.incident, end_ts=datetime.fromtimestamp(end_s, tz=timezone.utc)))
+        return ended
+

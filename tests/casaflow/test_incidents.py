@@ -1,0 +1,387 @@
+"""IncidentDetector raises each incident type of DESIGN.md on the event and not on its near miss.
+
+Synthetic road users move on the ground of a known pinhole camera; their boxes go through the real
+ByteTracker, so the rules see Kalman-filtered ground trajectories as in the pipeline. Pins: each rule
+fires once, with a start close to the true start and within the time-to-detect goals (10 s; 3 s for
+red_light, wrong_way and speeding); near misses stay quiet (a queue at a red light, limit + 5 km/h, a
+pedestrian on the sidewalk, right-way traffic, a short stop in a no-stopping zone, normal braking behind a
+stopped car, crossing on green, free-flowing traffic); signal_state reads the lit lamp of a synthetic head;
+ids are deterministic across reruns; thresholds are validated and overridable per camera.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from casaflow.detections import CLASS_IDS, Detections
+from casaflow.geometry import PinholeCamera, project_ground_polygon
+from casaflow.incidents import (
+    INCIDENT_SCHEMA,
+    Incident,
+    IncidentDetector,
+    IncidentRules,
+    inside_depth_m,
+    signal_state,
+    stationary_start,
+)
+from casaflow.inventory import Calibration, Camera, NoStoppingZone, Segment, StopLine
+from casaflow.measurement import SegmentMeter
+from casaflow.tracking import ByteTracker
+
+PINHOLE = PinholeCamera(x_m=0, y_m=0, height_m=8, yaw_deg=0, pitch_deg=18, focal_px=500, width_px=640, height_px=360)
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+FPS = 5.0
+LEFT_X_M, RIGHT_X_M = 2.75, 6.25
+STOP_Y_M = 55.0
+SIGNAL_REGION = [600.0, 20.0, 612.0, 50.0]
+
+
+def ground_polygon(x0, x1, y0, y1) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+
+
+def camera(*, stop_line: bool = True, no_stopping: bool = True) -> Camera:
+    zone = ground_polygon(1.0, 8.0, 15.0, 60.0)
+    return Camera(
+        id="cam",
+        url="x.mp4",
+        lon=-7.6,
+        lat=33.57,
+        calibration=Calibration(homography=PINHOLE.homography_image_to_ground.tolist()),
+        segments=[
+            Segment(
+                id="cam.north",
+                zone=project_ground_polygon(PINHOLE, zone).tolist(),
+                count_line=PINHOLE.ground_to_image(np.array([[1.0, 37.5], [8.0, 37.5]])).tolist(),
+                direction_deg=0,
+                lanes=2,
+                length_m=45.0,
+                speed_limit_kmh=50,
+                geometry=[[-7.6, 33.57], [-7.6, 33.571]],
+            )
+        ],
+        stop_lines=[
+            StopLine(
+                id="cam.stop",
+                segment_id="cam.north",
+                line=PINHOLE.ground_to_image(np.array([[1.0, STOP_Y_M], [8.0, STOP_Y_M]])).tolist(),
+                signal_region=SIGNAL_REGION,
+            )
+        ]
+        if stop_line
+        else [],
+        no_stopping_zones=[
+            NoStoppingZone(
+                id="cam.nostop",
+                segment_id="cam.north",
+                zone=project_ground_polygon(PINHOLE, ground_polygon(4.6, 8.0, 20.0, 35.0)).tolist(),
+                max_stop_s=30.0,
+            )
+        ]
+        if no_stopping
+        else [],
+    )
+
+
+def box_at(x_m: float, y_m: float, cls: str) -> list[float]:
+    width_m, height_m = (0.5, 1.7) if cls == "pedestrian" else (1.8, 1.5)
+    points = np.array([[x_m - width_m / 2, y_m, 0.0], [x_m + width_m / 2, y_m, 0.0], [x_m, y_m, height_m]])
+    uv, _ = PINHOLE.project(points)
+    u = (uv[0, 0] + uv[1, 0]) / 2
+    half_w = (uv[1, 0] - uv[0, 0]) / 2
+    return [u - half_w, uv[2, 1], u + half_w, uv[0, 1]]
+
+
+Path = list[tuple[float, float] | None]
+
+
+def drive(*, speed_kmh: float, seconds: float, x_m: float = LEFT_X_M, y0_m: float = 0.0,
+          stop_at_s: dict[float, float] | None = None, decel_mps2: float = 3.5) -> Path:
+    """A vehicle driving north that brakes at `decel_mps2` for each stop (position y m -> standing time s)."""
+    stops = sorted((stop_at_s or {}).items())
+    cruise_mps = speed_kmh / 3.6
+    y, v, waited_s = y0_m, cruise_mps, 0.0
+    path: Path = []
+    for _ in range(int(seconds * FPS)):
+        path.append((x_m, y))
+        if stops and stops[0][0] - y <= 0.01:
+            v = 0.0
+            waited_s += 1 / FPS
+            if waited_s >= stops[0][1]:
+                stops.pop(0)
+                waited_s = 0.0
+        if stops and stops[0][0] - y > 0.01:
+            v = min(cruise_mps, v + 2.0 / FPS, np.sqrt(2 * decel_mps2 * (stops[0][0] - y)))
+        elif not stops:
+            v = min(cruise_mps, v + 2.0 / FPS)
+        y = min(y + v / FPS, stops[0][0]) if stops else y + v / FPS
+    return path
+
+
+def constant(*, x_m: float, y0_m: float, vy_mps: float, vx_mps: float = 0.0, seconds: float, start_s: float = 0.0) -> Path:
+    n = int(seconds * FPS)
+    k0 = int(start_s * FPS)
+    return [None] * k0 + [(x_m + vx_mps * (k - k0) / FPS, y0_m + vy_mps * (k - k0) / FPS) for k in range(k0, n)]
+
+
+def stream(*, x_m: float, speed_kmh: float, every_s: float, seconds: float, y0_m: float = 0.0) -> dict[int, tuple[str, Path]]:
+    """Vehicles entering at y0_m every `every_s` seconds, driving north."""
+    out = {}
+    for i, start_s in enumerate(np.arange(0.0, seconds, every_s)):
+        out[1000 + i] = ("car", constant(x_m=x_m, y0_m=y0_m, vy_mps=speed_kmh / 3.6, seconds=seconds, start_s=start_s))
+    return out
+
+
+def run(objects: dict[int, tuple[str, Path]], *, seconds: float, feed: Callable | None = None,
+        yuv: Callable[[float], np.ndarray] | None = None, rules: IncidentRules | None = None,
+        cam: Camera | None = None) -> list[Incident]:
+    """objects: id -> (class, per-frame ground position or None). Returns every incident the detector emits."""
+    cam = cam or camera()
+    tracker = ByteTracker(cam.id, frame_rate=FPS, homography=cam.calibration.image_to_ground)
+    meter = SegmentMeter(cam, window_s=60)
+    detector = IncidentDetector(cam, rules=rules or IncidentRules(), signal_feed=feed)
+    out: list[Incident] = []
+    for k in range(int(seconds * FPS)):
+        ts = START + timedelta(seconds=k / FPS)
+        rows = [(cls, path[k]) for cls, path in objects.values() if k < len(path) and path[k] is not None]
+        rows = [(cls, p) for cls, p in rows if p[1] > 3.0]
+        detections = Detections(
+            xyxy=np.array([box_at(*p, cls) for cls, p in rows], np.float32).reshape(-1, 4),
+            confidence=np.full(len(rows), 0.9),
+            class_id=np.array([CLASS_IDS[cls] for cls, _ in rows], np.int64),
+        )
+        tracked = tracker.update(detections, ts)
+        windows = meter.update(ts, tracked)
+        out += detector.update(ts, tracked, tracker.confirmed_tracks, frame_yuv=None if yuv is None else yuv(k / FPS),
+                               windows=windows)
+    return out
+
+
+def raised(incidents: list[Incident], type_: str) -> list[Incident]:
+    return [i for i in incidents if i.type == type_ and i.end_ts is None]
+
+
+def seconds_after_start(ts: datetime) -> float:
+    return (ts - START).total_seconds()
+
+
+def always(state: str) -> Callable:
+    return lambda stop_line_id, ts: state
+
+
+def red_after(t_s: float) -> Callable:
+    return lambda stop_line_id, ts: "r" if seconds_after_start(ts) >= t_s else "g"
+
+
+# -- scenarios: (objects, seconds, feed, expected type, true start s, goal s) -----------------------
+
+def stopped_vehicle_case():
+    broken = drive(speed_kmh=36, seconds=40, stop_at_s={30.0: 100.0})
+    return {1: ("car", broken), **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}
+
+
+def illegal_stopping_case(stop_s: float):
+    parked = drive(speed_kmh=36, seconds=50, x_m=RIGHT_X_M, stop_at_s={28.0: stop_s})
+    return {1: ("car", parked), **stream(x_m=LEFT_X_M, speed_kmh=36, every_s=5.0, seconds=50)}
+
+
+def queue_at_red_case():
+    return {
+        i: ("car", drive(speed_kmh=36, seconds=45, x_m=x, stop_at_s={y: 100.0}))
+        for i, (x, y) in enumerate([(LEFT_X_M, 53.0), (LEFT_X_M, 46.0), (LEFT_X_M, 39.0), (RIGHT_X_M, 53.0), (RIGHT_X_M, 46.0)])
+    }
+
+
+def collision_case(*, abrupt: bool):
+    leader = drive(speed_kmh=30, seconds=25, y0_m=10.0, stop_at_s={40.0: 100.0})
+    follower: Path = []
+    y, v = 5.0, 0.0
+    for k in range(int(25 * FPS)):
+        t_s = k / FPS
+        v = 10.0 if t_s >= 6.0 else 0.0
+        follower.append(None if t_s < 6.0 else (LEFT_X_M, y))
+        if t_s < 6.0:
+            continue
+        if abrupt:
+            y = min(y + v / FPS, 40.0 - 4.5)
+        else:
+            gap_m = 40.0 - 7.0 - y
+            speed = min(10.0, np.sqrt(max(2 * 4.0 * gap_m, 0.0)))
+            y = min(y + speed / FPS, 33.0)
+    return {1: ("car", leader), 2: ("car", follower)}
+
+
+def pedestrian_case(*, x0_m: float, vx_mps: float, vy_mps: float):
+    return {1: ("pedestrian", constant(x_m=x0_m, y0_m=30.0, vx_mps=vx_mps, vy_mps=vy_mps, seconds=12))}
+
+
+CASES = {
+    "stopped_vehicle": (stopped_vehicle_case, 40, None, "stopped_vehicle", 25.0 / 10.0 + 0.5, 10.0),
+    "illegal_stopping": (lambda: illegal_stopping_case(40.0), 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
+    "speeding_limit_plus_15": (
+        lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=65 / 3.6, seconds=6))}, 6, None, "speeding",
+        10.0 / (65 / 3.6), 3.0),
+    "wrong_way": (
+        lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=70.0, vy_mps=-30 / 3.6, seconds=10))}, 10, None, "wrong_way",
+        10.0 / (30 / 3.6), 3.0),
+    "red_light": (
+        lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("r"), "red_light",
+        5.0, 3.0),
+    "collision": (lambda: collision_case(abrupt=True), 25, None, "collision", 6.0 + 30.5 / 10.0, 10.0),
+    "pedestrian_crossing_midblock": (
+        lambda: pedestrian_case(x0_m=10.0, vx_mps=-1.4, vy_mps=0.0), 12, None, "pedestrian_on_road", 2.0 / 1.4, 10.0),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_rule_fires_once_within_goal(name):
+    make, seconds, feed, type_, true_start_s, goal_s = CASES[name]
+    incidents = run(make(), seconds=seconds, feed=feed)
+    found = raised(incidents, type_)
+    assert len(found) == 1, (name, [(i.type, i.incident_id) for i in incidents])
+    incident = found[0]
+    assert abs(seconds_after_start(incident.start_ts) - true_start_s) <= 1.5
+    assert seconds_after_start(incident.detected_ts) - true_start_s <= goal_s
+    assert incident.camera_id == "cam" and incident.segment_id == "cam.north"
+    assert all(o.startswith("cam/") for o in incident.object_ids)
+    others = {i.type for i in incidents} - {type_, "congestion"}
+    assert not others, (name, others)
+
+
+NEAR_MISSES = {
+    "queue_at_red_is_not_stopped": (queue_at_red_case, 45, always("r")),
+    "short_stop_in_no_stopping_zone": (lambda: illegal_stopping_case(20.0), 50, None),
+    "limit_plus_5_is_not_speeding": (
+        lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, 6, None),
+    "right_way_is_not_wrong_way": (
+        lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=30 / 3.6, seconds=8))}, 8, None),
+    "crossing_on_green": (
+        lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("g")),
+    "stopping_at_red": (lambda: {1: ("car", drive(speed_kmh=36, seconds=20, stop_at_s={53.0: 100.0}))}, 20,
+                        red_after(3.0)),
+    "normal_braking_behind_stopped_car": (lambda: collision_case(abrupt=False), 25, None),
+    "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
+    "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
+}
+
+
+@pytest.mark.parametrize("name", list(NEAR_MISSES))
+def test_near_miss_raises_nothing(name):
+    make, seconds, feed = NEAR_MISSES[name]
+    incidents = [i for i in run(make(), seconds=seconds, feed=feed) if i.type != "congestion"]
+    assert not incidents, [(i.type, i.incident_id) for i in incidents]
+
+
+def test_congestion_raised_early_and_ended():
+    slow = stream(x_m=LEFT_X_M, speed_kmh=5, every_s=4.0, seconds=75, y0_m=14.0)
+    incidents = run(slow, seconds=75, cam=camera(stop_line=False, no_stopping=False))
+    congestion = [i for i in incidents if i.type == "congestion"]
+    assert congestion, [(i.type, i.incident_id) for i in incidents]
+    first = congestion[0]
+    assert first.start_ts == START
+    assert seconds_after_start(first.detected_ts) <= 30.0
+    assert len({i.incident_id for i in congestion}) == 1
+
+
+def test_red_light_from_the_image():
+    lit = {"r": (255, 50, 35), "y": (255, 182, 0), "g": (70, 255, 150)}
+    frames = {state: signal_image(state, lit) for state in "ryg"}
+    incidents = run({1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, seconds=8,
+                    yuv=lambda t_s: frames["g" if t_s < 2.0 else "y" if t_s < 3.5 else "r"])
+    assert [i.type for i in incidents] == ["red_light"]
+
+
+def signal_image(state: str | None, lit: dict[str, tuple[int, int, int]], *, noise: float = 3.0, seed: int = 0) -> np.ndarray:
+    """A 640x360 YUV420 frame with a dark signal head in SIGNAL_REGION, `state`'s lamp lit."""
+    h, w = 360, 640
+    rgb = np.full((h, w, 3), 110.0)
+    x1, y1, x2, y2 = (int(v) for v in SIGNAL_REGION)
+    rgb[y1:y2, x1:x2] = (28, 28, 30)
+    dim = {"r": (80, 24, 20), "y": (80, 60, 14), "g": (18, 64, 36)}
+    for k, s in enumerate("ryg"):
+        top = y1 + int((0.18 + 0.32 * k) * (y2 - y1)) - 4
+        rgb[top : top + 8, x1 + 2 : x2 - 2] = lit[s] if s == state else dim[s]
+    rgb += np.random.default_rng(seed).normal(0, noise, rgb.shape)
+    return yuv420(rgb)
+
+
+def yuv420(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB -> (H*3//2, W) uint8 YUV420 (BT.601, full range), the layout of Frame.yuv."""
+    h, w, _ = rgb.shape
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = 128 + 0.564 * (b - y)
+    v = 128 + 0.713 * (r - y)
+    half = lambda p: p.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))  # noqa: E731
+    planes = [y, half(u).reshape(h // 4, w), half(v).reshape(h // 4, w)]
+    return np.concatenate(planes).clip(0, 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("lighting", [1.0, 0.6])
+@pytest.mark.parametrize("state", ["r", "y", "g", None])
+def test_signal_state_reads_the_lit_lamp(state, lighting):
+    lit = {"r": (255, 50, 35), "y": (255, 182, 0), "g": (70, 255, 150)}
+    lit = {s: tuple(c * lighting for c in rgb) for s, rgb in lit.items()}
+    assert signal_state(signal_image(state, lit), SIGNAL_REGION) == state
+
+
+@pytest.mark.parametrize("region", [[700, 10, 720, 40], [600, 20, 612, 21]])
+def test_signal_state_unknown_for_bad_regions(region):
+    assert signal_state(signal_image("r", {"r": (255, 50, 35)}), region) is None
+
+
+def test_external_feed_wins_over_the_image():
+    frame = signal_image("g", {"g": (70, 255, 150)})
+    incidents = run({1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, seconds=8,
+                    feed=always("r"), yuv=lambda t_s: frame)
+    assert [i.type for i in incidents] == ["red_light"]
+
+
+def test_ids_are_deterministic_across_reruns():
+    first = run(stopped_vehicle_case(), seconds=40)
+    second = run(stopped_vehicle_case(), seconds=40)
+    assert [i.incident_id for i in first] == [i.incident_id for i in second]
+    assert first[0].incident_id.startswith("stopped_vehicle:cam:cam.north:")
+
+
+def test_stopped_vehicle_ends_when_it_moves_off():
+    broken = drive(speed_kmh=36, seconds=40, stop_at_s={30.0: 20.0})
+    incidents = run({1: ("car", broken), **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}, seconds=40)
+    (start,) = raised(incidents, "stopped_vehicle")
+    (end,) = [i for i in incidents if i.end_ts is not None]
+    assert end.incident_id == start.incident_id
+    assert 22.0 <= seconds_after_start(end.end_ts) <= 26.0
+
+
+def test_rules_validate_and_override_per_camera():
+    with pytest.raises(ValidationError):
+        IncidentRules(speeding_tolrance_kmh=5)
+    with pytest.raises(ValidationError):
+        IncidentRules(still_radius_m=-1)
+    rules = IncidentRules(per_camera={"cam": {"speeding_tolerance_kmh": 3.0}})
+    assert rules.for_camera("cam").speeding_tolerance_kmh == 3.0
+    assert rules.for_camera("other").speeding_tolerance_kmh == 10.0
+    with pytest.raises(ValidationError):
+        IncidentRules(per_camera={"cam": {"nope": 1.0}}).for_camera("cam")
+    incidents = run({1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, seconds=6, rules=rules)
+    assert [i.type for i in incidents] == ["speeding"]
+
+
+def test_incident_row_matches_schema():
+    incident = Incident(
+        incident_id="x", type="speeding", camera_id="cam", segment_id="s", start_ts=START, detected_ts=START,
+        lon=-7.6, lat=33.5, severity=1, object_ids=("cam/1",),
+    )
+    assert list(incident.as_row()) == INCIDENT_SCHEMA.names
+    with pytest.raises(ValueError):
+        Incident(**{**incident.__dict__, "type": "meteor"})
+
+
+def test_geometry_helpers():
+    square = ground_polygon(0, 10, 0, 10)
+    np.testing.assert_allclose(inside_depth_m(np.array([[5, 5], [1, 5], [-2, 5]]), square), [5, 1, -2])
+    xy = np.array([[0, 0], [5, 0], [10, 0], [10.2, 0.1], [9.9, -0.1], [10.1, 0], [10, 0.2]], np.float64)
+    assert stationary_start(xy, radius_m=1.0) == 2
