@@ -20,6 +20,7 @@ import numpy as np
 import ray
 from ray.util import metrics
 
+from casaflow.incidents import Incident
 from casaflow.inventory import Camera
 from casaflow.measurement import SegmentWindow
 from casaflow.pipeline import CameraPipeline
@@ -80,6 +81,7 @@ class CameraGroup:
                                 realtime=realtime, threads=1)
             self.cameras.append(_Camera(camera, source, CameraPipeline(camera, window_s=window_s)))
         self.outbox: list[SegmentWindow] = []
+        self.incident_outbox: list[Incident] = []
         self.detector_latency_s = 0.0
         tags = ("camera_id",)
         self.m_frames = metrics.Counter("casaflow_frames_analysed", "frames analysed", tag_keys=tags)
@@ -169,6 +171,7 @@ class CameraGroup:
             for frame in frames:
                 result = state.pipeline.process(frame, next(results[frame.yuv.shape]))
                 self.outbox += result.windows
+                self.incident_outbox += result.incidents
                 state.analysed += 1
                 state.fps_frames += 1
                 self.m_frames.inc(tags={"camera_id": state.camera.id})
@@ -178,7 +181,8 @@ class CameraGroup:
 
     async def _report(self) -> None:
         windows, self.outbox = self.outbox, []
-        await self.aggregator.submit.remote(windows, self.status())
+        incidents, self.incident_outbox = self.incident_outbox, []
+        await self.aggregator.submit.remote(windows, self.status(), incidents)
 
     def status(self) -> list[dict]:
         rows = []

@@ -2,6 +2,7 @@
 CameraGroup actor per group of cameras. Used by `casaflow run` (replay) and `casaflow up` (live)."""
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -76,7 +77,10 @@ def launch(
 ) -> RunningCity:
     """Start every piece for the inventory and set the camera groups running."""
     inventory = load_inventory(inventory_path)
-    aggregator = Aggregator.options(num_cpus=0.1).remote(str(inventory_path), str(out_dir) if out_dir else None)
+    store = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="casaflow-"))
+    aggregator = Aggregator.options(num_cpus=0.1).remote(
+        str(inventory_path), str(out_dir) if out_dir else None, incident_store=str(store / "incidents.sqlite")
+    )
     serve.start(http_options={"host": options.host, "port": options.port})
     detector = DetectorDeployment.options(
         ray_actor_options={"num_cpus": options.detector_cpus, "num_gpus": options.detector_gpus},

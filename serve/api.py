@@ -6,14 +6,25 @@ call it with a plain object and `TestClient`; `ApiIngress` is the Serve shell ov
 
 import asyncio
 import inspect
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from datetime import datetime, timezone
 from importlib import resources
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from ray import serve
+
+from casaflow.incidents import INCIDENT_STATUSES, INCIDENT_TYPES
+
+
+IncidentType = Literal[INCIDENT_TYPES]
+IncidentStatus = Literal[INCIDENT_STATUSES]
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    """Query times without a zone are taken as UTC."""
+    return ts.replace(tzinfo=timezone.utc) if ts is not None and ts.tzinfo is None else ts
 
 
 class CityReader(Protocol):
@@ -24,6 +35,10 @@ class CityReader(Protocol):
     def counters(self) -> dict: ...
 
     def segment_history(self, segment_id: str, since: datetime | None) -> list[dict] | None: ...
+
+    def incidents(self, filters: dict) -> list[dict]: ...
+
+    def incident(self, incident_id: str) -> dict | None: ...
 
 
 async def _call(reader: Any, method: str, *args):
@@ -62,12 +77,32 @@ def create_app(reader: CityReader) -> FastAPI:
     @app.get("/api/v1/segments/{segment_id}/history")
     async def segment_history(segment_id: str, since: datetime | None = None) -> dict:
         """A segment's windows (oldest first), those ending after `since` (ISO 8601) if given."""
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
-        rows = await _call(reader, "segment_history", segment_id, since)
+        rows = await _call(reader, "segment_history", segment_id, _utc(since))
         if rows is None:
             raise HTTPException(status_code=404, detail=f"unknown segment {segment_id!r}")
         return {"data": rows, "count": len(rows)}
+
+    @app.get("/api/v1/incidents")
+    async def incidents(
+        type: IncidentType | None = None,
+        camera: str | None = None,
+        status: IncidentStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = Query(500, ge=1, le=10_000),
+    ) -> dict:
+        """Incidents by start time, filtered by type, camera, status and time range (ISO 8601, UTC)."""
+        filters = {"type": type, "camera": camera, "status": status, "since": _utc(since), "until": _utc(until), "limit": limit}
+        rows = await _call(reader, "incidents", filters)
+        return {"data": rows, "count": len(rows)}
+
+    @app.get("/api/v1/incidents/{incident_id}")
+    async def incident(incident_id: str) -> dict:
+        """One incident with its lifecycle history."""
+        found = await _call(reader, "incident", incident_id)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"unknown incident {incident_id!r}")
+        return found
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> str:

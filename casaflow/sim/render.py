@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from casaflow.detections import CLASS_NAMES
 from casaflow.geometry import (
     PinholeCamera,
     clip_polygon_to_rect,
@@ -33,7 +34,6 @@ from casaflow.sim.scene import (
     points_in_polygon,
 )
 
-ROAD_USER_CLASSES = ("car", "bus", "truck", "motorcycle", "bicycle", "pedestrian")
 SIGNAL_STATES = ("r", "y", "g")
 NEAR_M = 1.0
 GLASS_RGB = (38, 46, 58)
@@ -46,7 +46,7 @@ class RoadUser:
 
     Attributes:
         object_id: Stable id (the SUMO vehicle or person id).
-        cls: One of ROAD_USER_CLASSES.
+        cls: One of CLASS_NAMES.
         x_m: Centre of the ground footprint, east.
         y_m: Centre of the ground footprint, north.
         heading_deg: Compass bearing of the front (SUMO `getAngle`).
@@ -681,7 +681,7 @@ class CameraRenderer:
             return empty
         unknown = {u.cls for u in road_users} - self._templates.keys()
         if unknown:
-            raise ValueError(f"unknown road user class(es) {sorted(unknown)}; expected {ROAD_USER_CLASSES}")
+            raise ValueError(f"unknown road user class(es) {sorted(unknown)}; expected {CLASS_NAMES}")
         num = np.array(
             [(u.x_m, u.y_m, u.heading_deg, u.length_m, u.width_m, u.height_m, *u.colour_rgb) for u in road_users],
             dtype=np.float64,

@@ -11,17 +11,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-INCIDENT_TYPES = (
-    "stopped_vehicle",
-    "collision",
-    "wrong_way",
-    "red_light",
-    "illegal_stopping",
-    "speeding",
-    "pedestrian_on_road",
-    "congestion",
-)
-ROAD_USER_CLASSES = ("car", "bus", "truck", "motorcycle", "bicycle", "pedestrian")
+from casaflow.detections import CLASS_NAMES
+
 
 
 class ScenarioError(ValueError):
@@ -77,7 +68,7 @@ class DemandSpec(_Model):
     @field_validator("mix")
     @classmethod
     def _known_classes(cls, mix: dict[str, float]) -> dict[str, float]:
-        unknown = set(mix) - set(ROAD_USER_CLASSES[:-1])
+        unknown = set(mix) - (set(CLASS_NAMES) - {"pedestrian"})
         if unknown:
             raise ValueError(f"unknown vehicle classes {sorted(unknown)}")
         if any(share < 0 for share in mix.values()) or sum(mix.values()) <= 0:

@@ -8,6 +8,7 @@ import pytest
 import ray
 
 from casaflow.history import SEGMENT_SCHEMA
+from casaflow.incidents import INCIDENT_SCHEMA
 from casaflow.inventory import load_inventory
 
 
@@ -49,3 +50,4 @@ def test_replay_writes_the_history(ray_session, tiny_city, random_weights, tmp_p
     assert not rows.duplicated(["segment_id", "window_end"]).any()
     expected_end = inventory.start_time + timedelta(seconds=60)
     assert set(rows.window_end) == {expected_end}
+    assert pq.read_schema(tmp_path / "incidents.parquet").equals(INCIDENT_SCHEMA)

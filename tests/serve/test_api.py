@@ -19,6 +19,13 @@ class FakeCity:
     def counters(self) -> dict:
         return {"windows_received": 12}
 
+    def incidents(self, filters):
+        rows = [{"incident_id": "speeding:c1:c1.north:7:1772438400000", "type": "speeding", "camera_id": "c1", "status": "open"}]
+        return [r for r in rows if filters["type"] in (None, r["type"]) and filters["status"] in (None, r["status"])]
+
+    def incident(self, incident_id):
+        return {"incident_id": incident_id, "history": []} if incident_id.startswith("speeding:") else None
+
     def segment_history(self, segment_id, since):
         if segment_id != "c1.north":
             return None
@@ -57,7 +64,17 @@ def test_segment_history():
     assert client().get("/api/v1/segments/nowhere/history").status_code == 404
 
 
+def test_incidents_filter_and_lookup():
+    assert client().get("/api/v1/incidents").json()["count"] == 1
+    assert client().get("/api/v1/incidents", params={"type": "collision"}).json()["count"] == 0
+    assert client().get("/api/v1/incidents/speeding:c1:c1.north:7:1772438400000").status_code == 200
+    assert client().get("/api/v1/incidents/nothing").status_code == 404
+
+
 def test_bad_requests_are_4xx():
+    assert client().get("/api/v1/incidents", params={"type": "meteor"}).status_code == 422
+    assert client().get("/api/v1/incidents", params={"status": "lost"}).status_code == 422
+    assert client().get("/api/v1/incidents", params={"limit": 0}).status_code == 422
     assert client().get("/api/v1/segments/c1.north/history", params={"since": "yesterday"}).status_code == 422
     assert client().get("/api/v1/nothing").status_code == 404
     assert client().post("/api/v1/cameras").status_code == 405

@@ -16,7 +16,8 @@ from casaflow.geometry import apply_homography
 from casaflow.history import SEGMENT_SCHEMA, TRUTH_FRAME_SCHEMA, TRUTH_INCIDENT_SCHEMA
 from casaflow.inventory import load_inventory
 from casaflow.measures import level_of_service
-from casaflow.sim.scenario import INCIDENT_TYPES, load_scenario
+from casaflow.incidents import INCIDENT_TYPES
+from casaflow.sim.scenario import load_scenario
 from casaflow.sim.simulate import simulate, simulate_traffic
 
 def test_writes_the_whole_contract(tiny_city):
