@@ -85,7 +85,7 @@ def launch(
     detector = DetectorDeployment.options(
         ray_actor_options={"num_cpus": options.detector_cpus, "num_gpus": options.detector_gpus},
         user_config={"max_batch_frames": options.max_batch_frames},
-    ).bind(options.detector)
+    ).bind({"num_threads": max(1, round(options.detector_cpus)), **options.detector})
     serve.run(detector, name=DETECTOR_APP, route_prefix=None)
     if options.api:
         serve.run(ApiIngress.bind(aggregator), name=API_APP, route_prefix="/")
