@@ -25,7 +25,9 @@ class LaunchOptions:
     """How much of the machine each piece takes, and how cameras are grouped."""
 
     cameras_per_group: int = 8
-    group_cpus: float = 0.5
+    group_cpus: float | None = None
+    """CPUs reserved per CameraGroup; None shares what the cluster has left after the detector and the
+    aggregator among the groups (at most 0.5 each), so that every group gets scheduled."""
     detector_cpus: float = 1.0
     detector_gpus: float = 0.0
     detector: dict = field(default_factory=dict)
@@ -99,8 +101,13 @@ def launch(
 def start_groups(inventory, base_dir: Path, *, aggregator, realtime: bool, options: LaunchOptions, start_time):
     cameras = inventory.cameras
     size = options.cameras_per_group
+    n_groups = -(-len(cameras) // size)
+    group_cpus = options.group_cpus
+    if group_cpus is None:
+        spare = ray.cluster_resources().get("CPU", 1.0) - options.detector_cpus - 0.2
+        group_cpus = max(0.01, min(0.5, spare / n_groups))
     groups = [
-        CameraGroup.options(num_cpus=options.group_cpus).remote(
+        CameraGroup.options(num_cpus=group_cpus).remote(
             f"group-{k // size:03d}", cameras[k : k + size], base_dir=str(base_dir), start_time=start_time,
             detector_app=DETECTOR_APP, aggregator=aggregator, realtime=realtime, window_s=options.window_s,
         )

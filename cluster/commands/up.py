@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = LaunchOptions(
         cameras_per_group=args.cameras_per_group, detector=detector, host=args.host, port=args.port,
-        max_batch_frames=16, group_cpus=0.5,
+        max_batch_frames=16,
     )
     history_dir = inventory_path.parent / "history"
     connect(args.address)
