@@ -253,25 +253,22 @@ def _segment_rows(scenario: Scenario, plans: list[CameraPlan], traffic: TrafficR
 
 
 def _congestion(scenario: Scenario, windows: dict[str, list]) -> list[TruthIncident]:
-    """A congestion incident for each run of windows in the queuing or stationary class."""
-    incidents = []
-    by_segment: dict[str, list[tuple[int, str, float | None]]] = {}
+    """A congestion incident for each run of consecutive windows in the queuing or stationary class."""
+    jammed: dict[tuple[str, str], list[float]] = {}
     for segment_id, camera_id, end, ratio in zip(
         windows["segment_id"], windows["camera_id"], windows["window_end"], windows["speed_ratio"]
     ):
-        end_s = (end - scenario.start_time).total_seconds()
-        by_segment.setdefault(segment_id, []).append((end_s, camera_id, ratio))
-    for segment_id, rows in by_segment.items():
-        run_start = None
-        for end_s, camera_id, ratio in sorted(rows) + [(None, None, None)]:
-            jammed = end_s is not None and jam_class(ratio) in ("queuing", "stationary") and ratio is not None
-            if jammed and run_start is None:
-                run_start, run_camera = end_s - scenario.window_s, camera_id
-            elif not jammed and run_start is not None:
-                run_end = previous_end
-                incidents.append(TruthIncident("congestion", run_camera, segment_id, run_start, run_end, ()))
-                run_start = None
-            previous_end = end_s
+        if ratio is not None and jam_class(ratio) in ("queuing", "stationary"):
+            jammed.setdefault((segment_id, camera_id), []).append((end - scenario.start_time).total_seconds())
+    incidents = []
+    for (segment_id, camera_id), ends in jammed.items():
+        ends.sort()
+        run_start = 0
+        for k in range(1, len(ends) + 1):
+            if k == len(ends) or ends[k] - ends[k - 1] > scenario.window_s:
+                start_s = ends[run_start] - scenario.window_s
+                incidents.append(TruthIncident("congestion", camera_id, segment_id, start_s, ends[k - 1], ()))
+                run_start = k
     return incidents
 
 

@@ -1,7 +1,6 @@
 """A camera behind a real RTSP server (GStreamer's gst-rtsp-server) survives a server restart mid-stream:
 it reports `retrying`, reconnects by itself and goes on, while another camera keeps delivering frames."""
 
-import shutil
 import subprocess
 import threading
 import time

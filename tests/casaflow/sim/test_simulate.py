@@ -5,7 +5,6 @@ homography maps a road user's ground point to its SUMO position within 0.5 m; se
 the history contract; every incident type is staged in view in `demo`.
 """
 
-from pathlib import Path
 
 import av
 import numpy as np
