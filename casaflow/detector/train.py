@@ -19,12 +19,13 @@ from pathlib import Path
 
 import torch
 
+from casaflow.detections import CLASS_NAMES
 from casaflow.detector.augment import AugmentConfig, make_batch
 from casaflow.detector.dataset import FrameDataset
 from casaflow.detector.evaluate import EvaluationReport, evaluate_runtime
 from casaflow.detector.model import CenterNet, ModelConfig
 from casaflow.detector.preprocess import normalize_rgb
-from casaflow.detector.runtime import WEIGHTS_FORMAT, CenterNetDetector, DetectorRuntime, resolve_device, save_model
+from casaflow.detector.runtime import WEIGHTS_FORMAT, CenterNetDetector, DetectorRuntime, load_model, resolve_device, save_model
 from casaflow.detector.targets import build_targets, centernet_loss
 
 Progress = Callable[[str], None]
@@ -59,6 +60,10 @@ class TrainConfig:
         log_every_steps: progress line period.
         eval_every_epochs: evaluation period in epochs (0: only at the end).
         max_steps: stop after this many steps in total (smoke tests); None trains all epochs.
+        init_weights: start from these weights (fine-tuning) instead of a random initialisation; the model
+            config must match.
+        repeat_threshold: repeat-factor sampling (LVIS): a frame whose rarest class appears in a fraction f < t
+            of the frames is seen about sqrt(t / f) times per epoch; 0 samples every frame once.
     """
 
     data_dirs: tuple[str, ...]
@@ -79,6 +84,8 @@ class TrainConfig:
     log_every_steps: int = 20
     eval_every_epochs: int = 1
     max_steps: int | None = None
+    init_weights: str | None = None
+    repeat_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "frame_step", "checkpoint_every_steps", "log_every_steps"):
@@ -86,6 +93,8 @@ class TrainConfig:
                 raise TrainingError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.data_dirs:
             raise TrainingError("no training data folders given")
+        if not 0.0 <= self.repeat_threshold <= 1.0:
+            raise TrainingError(f"repeat_threshold must be in [0, 1], got {self.repeat_threshold}")
         if not self.learning_rate > 0:
             raise TrainingError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -123,6 +132,34 @@ def learning_rate_at(step: int, *, total_steps: int, peak: float, warmup_steps: 
     return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def repeat_factors(dataset: FrameDataset, threshold: float, *, min_visible: float = 0.5) -> torch.Tensor:
+    """Per-frame repeat factors `max(1, max_c sqrt(threshold / f_c))` over the classes c in the frame.
+
+    `f_c` is the fraction of frames with at least one object of class c at least `min_visible` visible.
+    """
+    present = torch.zeros(len(dataset), len(CLASS_NAMES), dtype=torch.bool)
+    for index in range(len(dataset)):
+        truth = dataset.truth(index)
+        present[index, torch.from_numpy(truth.class_id[truth.visible >= min_visible])] = True
+    if threshold <= 0 or len(dataset) == 0:
+        return torch.ones(len(dataset), dtype=torch.float64)
+    frequency = present.double().mean(0).clamp(min=1.0 / len(dataset))
+    per_class = (threshold / frequency).sqrt().clamp(min=1.0)
+    return torch.where(present, per_class, torch.ones_like(per_class)).amax(1)
+
+
+def epoch_order(repeats: torch.Tensor, epoch_size: int, *, generator: torch.Generator) -> torch.Tensor:
+    """A shuffled epoch of `epoch_size` frame indices: each frame `floor(r)` times, the rest drawn by `r`'s fraction."""
+    whole = repeats.floor().long()
+    base = torch.repeat_interleave(torch.arange(len(repeats)), whole)
+    missing = epoch_size - len(base)
+    if missing > 0:
+        fraction = (repeats - whole).float()
+        weights = fraction if int((fraction > 0).sum()) >= missing else fraction + 1e-6
+        base = torch.cat([base, torch.multinomial(weights, missing, replacement=False, generator=generator)])
+    return base[torch.randperm(len(base), generator=generator)][:epoch_size]
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: Progress = print) -> TrainResult:
     """Trains (or resumes) a detector as `config` says; see the module docstring for the outputs."""
     out_dir = Path(config.out_dir)
@@ -144,7 +181,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
     eval_dataset = (
         FrameDataset(config.eval_dirs, cache_dir=cache_dir, frame_step=config.frame_step, progress=progress) if config.eval_dirs else None
     )
-    steps_per_epoch = len(dataset) // config.batch_size
+    repeats = repeat_factors(dataset, config.repeat_threshold)
+    epoch_size = int(round(float(repeats.sum())))
+    steps_per_epoch = epoch_size // config.batch_size
     if steps_per_epoch == 0:
         raise TrainingError(f"{len(dataset)} training frames are fewer than one batch of {config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
@@ -152,7 +191,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
     last_step = min(total_steps, config.max_steps) if config.max_steps is not None else total_steps
 
     torch.manual_seed(config.seed)
-    model = CenterNet(config.model).to(device, memory_format=torch.channels_last)
+    model = CenterNet(config.model)
+    if config.init_weights is not None and checkpoint is None:
+        _load_initial_weights(model, config.init_weights)
+        progress(f"initialised from {config.init_weights}")
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     step, best_map50 = 0, -1.0
     if checkpoint is not None:
@@ -161,7 +204,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
         step, best_map50 = int(checkpoint["step"]), float(checkpoint["best_map50"])
         progress(f"resumed from {checkpoint_path} at step {step}/{total_steps}")
     progress(
-        f"training on {len(dataset)} frames ({len(dataset.clips)} clips), {steps_per_epoch} steps/epoch x {config.epochs} epochs, "
+        f"training on {len(dataset)} frames ({len(dataset.clips)} clips, {epoch_size} samples/epoch), {steps_per_epoch} steps/epoch x {config.epochs} epochs, "
         f"batch {config.batch_size}, input {config.model.input_size_wh[0]}x{config.model.input_size_wh[1]}, device {device}"
     )
 
@@ -169,7 +212,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
     window_start, window_images, window_loss = time.perf_counter(), 0, torch.zeros(4)
     while step < last_step:
         epoch, position = divmod(step, steps_per_epoch)
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        order = epoch_order(repeats, epoch_size, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
         indices = order[position * config.batch_size : (position + 1) * config.batch_size].tolist()
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         model.train()
@@ -221,6 +264,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
     weights_path = save_model(model, out_dir / "detector.pt", metadata=metadata)
     best_path = out_dir / "detector_best.pt"
     return TrainResult(step, time.perf_counter() - started, weights_path, best_path if best_path.is_file() else None, report)
+
+
+def _load_initial_weights(model: CenterNet, path: str) -> None:
+    """Fine-tuning start: same architecture required; the input size may differ (the network is fully convolutional)."""
+    try:
+        initial = load_model(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise TrainingError(str(error)) from error
+    if replace(initial.config, input_size_wh=model.config.input_size_wh) != model.config:
+        raise TrainingError(f"{path} has another architecture ({initial.config.to_dict()}) than this run ({model.config.to_dict()})")
+    model.load_state_dict(initial.state_dict())
 
 
 def _resumed_config(saved: TrainConfig, requested: TrainConfig) -> TrainConfig:

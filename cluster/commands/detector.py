@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     train.add_argument("--backbone", choices=("mobilenet_v3_small", "mobilenet_v3_large"), default="mobilenet_v3_small")
     train.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     train.add_argument("--max-steps", type=_positive_int, default=None, help="stop early after N steps (smoke tests)")
+    train.add_argument("--init-weights", type=Path, default=None, help="fine-tune from these weights instead of a random init")
+    train.add_argument("--repeat-threshold", type=_unit_float, default=0.0, help="repeat-factor sampling of frames with rare classes (0: off)")
     train.add_argument("--eval-every", type=int, default=1, metavar="EPOCHS", help="evaluation period; 0: only at the end")
     train.set_defaults(func=run_train)
 
@@ -87,6 +89,8 @@ def run_train(args: argparse.Namespace) -> int:
             model=ModelConfig(backbone=args.backbone, input_size_wh=args.input_size),
             max_steps=args.max_steps,
             eval_every_epochs=max(args.eval_every, 0),
+            init_weights=str(args.init_weights.resolve()) if args.init_weights else None,
+            repeat_threshold=args.repeat_threshold,
         )
         result = train(config, resume=args.resume, progress=_print_progress)
     except (DatasetError, TrainingError, ValueError, FileNotFoundError) as error:

@@ -13,7 +13,7 @@ from casaflow.detector.decode import decode_centernet
 from casaflow.detector.model import CenterNetOutput, ModelConfig
 from casaflow.detector.runtime import load_model
 from casaflow.detector.targets import build_targets, centernet_loss
-from casaflow.detector.train import TrainConfig, TrainingError, learning_rate_at, train
+from casaflow.detector.train import TrainConfig, TrainingError, epoch_order, learning_rate_at, repeat_factors, train
 
 TINY_INPUT_WH = (128, 64)
 
@@ -91,6 +91,28 @@ def test_training_with_evaluation_writes_metrics(synthetic_dirs, tmp_path):
     assert result.best_weights_path is not None and result.best_weights_path.is_file()
 
 
+def test_fine_tuning_starts_from_the_given_weights(synthetic_dirs, tmp_path):
+    first = train(config(synthetic_dirs, tmp_path / "first"), progress=lambda _: None)
+    lines = []
+    tuned = train(config(synthetic_dirs, tmp_path / "tuned", max_steps=1, learning_rate=1e-9, init_weights=str(first.weights_path)), progress=lines.append)
+    start, end = load_model(first.weights_path).state_dict(), load_model(tuned.weights_path).state_dict()
+    assert any("initialised from" in line for line in lines)
+    assert all(torch.allclose(start[name], end[name], atol=1e-2) for name in start if start[name].is_floating_point() and "running" not in name)
+    with pytest.raises(TrainingError, match="architecture"):
+        train(config(synthetic_dirs, tmp_path / "other", init_weights=str(first.weights_path), model=ModelConfig(input_size_wh=TINY_INPUT_WH, neck_channels=32)), progress=lambda _: None)
+
+
+def test_repeat_factor_sampling_favours_frames_with_rare_classes(synthetic_dirs, tmp_path):
+    dataset = FrameDataset([synthetic_dirs[0]], cache_dir=tmp_path, frame_step=6)
+    assert torch.equal(repeat_factors(dataset, 0.0), torch.ones(len(dataset), dtype=torch.float64))
+    repeats = repeat_factors(dataset, 1.0)
+    assert (repeats >= 1).all() and repeats.max() > 1
+    order = epoch_order(repeats, int(round(float(repeats.sum()))), generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(order, minlength=len(dataset))
+    assert len(order) == round(float(repeats.sum())) and (counts >= repeats.floor().long()).all()
+    assert counts[repeats.argmax()] >= counts[repeats.argmin()]
+
+
 def test_learning_rate_schedule():
     rates = [learning_rate_at(step, total_steps=100, peak=1.0, warmup_steps=10) for step in range(100)]
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
@@ -98,7 +120,7 @@ def test_learning_rate_schedule():
     assert rates[55] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
 
 
-@pytest.mark.parametrize("overrides", [{"epochs": 0}, {"batch_size": 0}, {"data_dirs": ()}, {"learning_rate": 0.0}])
+@pytest.mark.parametrize("overrides", [{"epochs": 0}, {"batch_size": 0}, {"data_dirs": ()}, {"learning_rate": 0.0}, {"repeat_threshold": 2.0}])
 def test_bad_config_raises(synthetic_dirs, tmp_path, overrides):
     with pytest.raises(TrainingError):
         config(synthetic_dirs, tmp_path, **overrides)
