@@ -5,7 +5,9 @@ cameras keep only the newest frames (the older are dropped and counted, so laten
 a replay blocks its reader instead, so that no frame of a clip is lost. Every tick the actor takes
 the waiting frames of every camera, stacks them per frame size and sends one request per size to the
 detector deployment, with at most `max_in_flight` requests outstanding. Results feed each camera's
-`CameraPipeline` in order; windows and camera status go to the aggregator about once a second.
+`CameraPipeline` in order; windows, camera status and incidents go to the aggregator about once a
+second, and each incident's evidence (snapshot at the raise, clip from the camera's packet ring once the
+stream is `after_s` past the detection) as soon as it is complete.
 """
 
 import asyncio
@@ -20,6 +22,7 @@ import numpy as np
 import ray
 from ray.util import metrics
 
+from casaflow.evidence import Evidence, EvidenceRecorder
 from casaflow.incidents import Incident
 from casaflow.inventory import Camera
 from casaflow.measurement import SegmentWindow
@@ -32,6 +35,7 @@ class _Camera:
     camera: Camera
     source: PyAVSource
     pipeline: CameraPipeline
+    evidence: EvidenceRecorder
     queue: deque = field(default_factory=deque)
     done: bool = False
     dropped: int = 0
@@ -79,9 +83,10 @@ class CameraGroup:
             url = camera.url if "://" in camera.url or Path(camera.url).is_absolute() else str(Path(base_dir) / camera.url)
             source = PyAVSource(camera.id, url, analysis_fps=camera.analysis_fps, start_time=start_time,
                                 realtime=realtime, threads=1)
-            self.cameras.append(_Camera(camera, source, CameraPipeline(camera, window_s=window_s)))
+            self.cameras.append(_Camera(camera, source, CameraPipeline(camera, window_s=window_s), EvidenceRecorder(camera.id)))
         self.outbox: list[SegmentWindow] = []
         self.incident_outbox: list[Incident] = []
+        self.evidence_outbox: list[Evidence] = []
         self.detector_latency_s = 0.0
         tags = ("camera_id",)
         self.m_frames = metrics.Counter("casaflow_frames_analysed", "frames analysed", tag_keys=tags)
@@ -150,6 +155,7 @@ class CameraGroup:
             await self._complete(*pending.popleft())
         for state in self.cameras:
             self.outbox += state.pipeline.finish()
+            self.evidence_outbox += state.evidence.flush(state.source.ring)
         await self._report()
         return self.summary()
 
@@ -172,9 +178,13 @@ class CameraGroup:
                 result = state.pipeline.process(frame, next(results[frame.yuv.shape]))
                 self.outbox += result.windows
                 self.incident_outbox += result.incidents
+                for incident in result.incidents:
+                    if incident.end_ts is None:
+                        state.evidence.add(incident, frame, result.tracked)
                 state.analysed += 1
                 state.fps_frames += 1
                 self.m_frames.inc(tags={"camera_id": state.camera.id})
+            self.evidence_outbox += state.evidence.poll(frames[-1].ts, state.source.ring)
             if self.realtime:
                 state.lag_s = (now - frames[-1].ts).total_seconds()
                 self.m_lag.set(state.lag_s, tags={"camera_id": state.camera.id})
@@ -182,7 +192,10 @@ class CameraGroup:
     async def _report(self) -> None:
         windows, self.outbox = self.outbox, []
         incidents, self.incident_outbox = self.incident_outbox, []
+        evidence, self.evidence_outbox = self.evidence_outbox, []
         await self.aggregator.submit.remote(windows, self.status(), incidents)
+        for item in evidence:
+            await self.aggregator.attach_evidence.remote(item)
 
     def status(self) -> list[dict]:
         rows = []

@@ -51,3 +51,33 @@ def test_replay_writes_the_history(ray_session, tiny_city, random_weights, tmp_p
     expected_end = inventory.start_time + timedelta(seconds=60)
     assert set(rows.window_end) == {expected_end}
     assert pq.read_schema(tmp_path / "incidents.parquet").equals(INCIDENT_SCHEMA)
+
+
+@pytest.mark.slow
+def test_replay_records_incidents_with_evidence(ray_session, tiny_city, tmp_path):
+    """With the packaged detector, the staged incidents come out with a clip and a snapshot each."""
+    import av
+
+    from cluster.launch import LaunchOptions, launch, shutdown
+
+    options = LaunchOptions(
+        cameras_per_group=2, group_cpus=0.25, detector_cpus=0.5, api=False, max_batch_frames=16,
+        detector={"device": "cpu", "num_threads": 1},
+    )
+    city = None
+    try:
+        city = launch(tiny_city / "cameras.yaml", out_dir=tmp_path, realtime=False, options=options)
+        ray.get(city.runs, timeout=300)
+        incident_ids = [row["incident_id"] for row in ray.get(city.aggregator.incidents.remote({}))]
+        details = [ray.get(city.aggregator.incident.remote(i)) for i in incident_ids]
+    finally:
+        shutdown(city, keep_ray=True)
+    assert details, "no incident raised in the tiny city"
+    rows = pq.read_table(tmp_path / "incidents.parquet").to_pandas()
+    assert set(rows.incident_id) == set(incident_ids)
+    for detail in details:
+        assert detail["has_snapshot"] and detail["has_clip"], detail
+        assert (tmp_path / "evidence" / f"{detail['incident_id']}.jpg").stat().st_size > 1000
+        with av.open(detail["clip_path"]) as clip:
+            frames = [frame for frame in clip.decode(video=0)]
+        assert frames[0].key_frame and len(frames) >= 10 * 10
