@@ -1,13 +1,16 @@
 """The aggregator actor: single writer of the history, holder of the city state the API reads."""
 
 import time
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import ray
 
+from casaflow.alerts import WebhookNotifier
 from casaflow.city import CityState, HistoryWriter
-from casaflow.incident_book import IncidentBook
+from casaflow.evidence import Evidence, EvidenceStore
+from casaflow.incident_book import IllegalTransition, IncidentBook, UnknownIncident, incident_stats
 from casaflow.incidents import Incident
 from casaflow.inventory import load_inventory
 from casaflow.measurement import SegmentWindow
@@ -17,13 +20,18 @@ FLUSH_EVERY_S = 10.0
 
 @ray.remote
 class Aggregator:
-    """Receives segment windows and camera status from every CameraGroup (at least once, idempotent)."""
+    """Receives segment windows, camera status, incidents and their evidence from every CameraGroup (at
+    least once, idempotent); keeps incidents and evidence under `store_dir`, which survives a restart."""
 
-    def __init__(self, inventory_path: str, out_dir: str | None, *, incident_store: str):
+    def __init__(self, inventory_path: str, out_dir: str | None, *, store_dir: str, evidence_retention_s: float | None = None,
+                 webhooks: tuple[str, ...] = ()):
         self.state = CityState(load_inventory(inventory_path))
+        self.district_of = {camera.id: camera.district for camera in self.state.inventory.cameras}
         self.out_dir = Path(out_dir) if out_dir else None
         self.writer = HistoryWriter(self.out_dir) if self.out_dir else None
-        self.book = IncidentBook(incident_store)
+        self.book = IncidentBook(Path(store_dir) / "incidents.sqlite")
+        self.evidence = EvidenceStore(Path(store_dir) / "evidence", retention_s=evidence_retention_s)
+        self.notifier = WebhookNotifier(self.book, webhooks) if webhooks else None
         self.cameras: dict[str, dict] = {}
         self.windows_received = 0
         self._last_flush = time.monotonic()
@@ -42,23 +50,84 @@ class Aggregator:
                 self.flush()
         return len(fresh)
 
+    def attach_evidence(self, evidence: Evidence) -> str | None:
+        """Store an incident's clip and snapshot; returns the clip path recorded on the incident (the first
+        camera's evidence wins when several cameras saw a merged incident)."""
+        incident = self.book.get(evidence.incident_id)
+        if incident is None or incident.clip_path is not None:
+            return None
+        clip_path, _ = self.evidence.save(replace(evidence, incident_id=incident.incident_id))
+        if clip_path is None:
+            return None
+        self.book.set_clip(incident.incident_id, str(clip_path))
+        return str(clip_path)
+
+    def evidence_file(self, incident_id: str, kind: str) -> bytes | None:
+        """The clip (`kind` 'clip') or snapshot ('snapshot') bytes of an incident, None if absent or expired."""
+        incident = self.book.get(incident_id)
+        if incident is None:
+            return None
+        clip_path, snapshot_path = self.evidence.paths(incident.incident_id)
+        path = clip_path if kind == "clip" else snapshot_path
+        try:
+            return path.read_bytes() if path is not None else None
+        except FileNotFoundError:
+            return None
+
+    def transition(self, incident_id: str, status: str, by: str) -> dict:
+        """acknowledge / dispatch / resolve; `{"incident": row}` or `{"error": reason, "detail": text}`."""
+        action = {"acknowledged": self.book.acknowledge, "dispatched": self.book.dispatch, "resolved": self.book.resolve}[status]
+        try:
+            return {"incident": self._row(action(incident_id, by=by))}
+        except UnknownIncident:
+            return {"error": "unknown", "detail": f"unknown incident {incident_id!r}"}
+        except IllegalTransition as error:
+            return {"error": "conflict", "detail": str(error)}
+        except ValueError as error:
+            return {"error": "invalid", "detail": str(error)}
+
+    def last_event_id(self) -> int:
+        return self.book.last_event_id()
+
+    def events_since(self, event_id: int, limit: int = 500) -> list[dict]:
+        """Alert-stream events after `event_id`, oldest first."""
+        return [event.as_dict() for event in self.book.events_since(event_id, limit=limit)]
+
+    def stats(self, filters: dict) -> dict:
+        """Incident counts by type, district and hour, and time to detect, over the filtered incidents."""
+        return incident_stats(self.book.list(**self._book_filters(filters)), self.district_of)
+
     def flush(self) -> int:
-        """Write buffered windows and the incidents table to the history."""
+        """Write buffered windows and the incidents table to the history; drop evidence past retention."""
         self._last_flush = time.monotonic()
+        self.evidence.prune(datetime.now(timezone.utc))
         if self.writer is None:
             return 0
         self.book.write_parquet(self.out_dir / "incidents.parquet")
         return self.writer.flush()
 
     def incidents(self, filters: dict) -> list[dict]:
-        return [incident.as_row() for incident in self.book.list(**filters)]
+        return [self._row(incident) for incident in self.book.list(**self._book_filters(filters))]
 
     def incident(self, incident_id: str) -> dict | None:
         found = self.book.get(incident_id)
         if found is None:
             return None
         history = [{"kind": e.kind, "by": e.by, "at": e.at} for e in self.book.history(incident_id)]
-        return {**found.as_row(), "history": history}
+        clip_path, snapshot_path = self.evidence.paths(found.incident_id)
+        return {**self._row(found), "end_ts": found.end_ts, "has_clip": clip_path is not None,
+                "has_snapshot": snapshot_path is not None, "history": history}
+
+    def _row(self, incident: Incident) -> dict:
+        return {**incident.as_row(), "district": self.district_of.get(incident.camera_id, "")}
+
+    def _book_filters(self, filters: dict) -> dict:
+        """API filters -> `IncidentBook.list` arguments (a district becomes its cameras)."""
+        filters = dict(filters)
+        district = filters.pop("district", None)
+        if district is not None:
+            filters["cameras"] = [camera for camera, name in self.district_of.items() if name == district]
+        return filters
 
     def congestion(self) -> dict:
         return self.state.congestion_geojson()

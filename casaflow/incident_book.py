@@ -68,6 +68,15 @@ class IncidentEvent:
     at: datetime
     incident: Incident
 
+    def as_dict(self) -> dict:
+        """JSON-ready form for the alert stream and webhooks (times as ISO 8601 UTC)."""
+        incident = {**self.incident.as_row(), "end_ts": self.incident.end_ts}
+        return {
+            "event_id": self.event_id, "kind": self.kind, "incident_id": self.incident_id, "by": self.by,
+            "at": self.at.isoformat(),
+            "incident": {k: v.isoformat() if isinstance(v, datetime) else v for k, v in incident.items()},
+        }
+
 
 def _ms(ts: datetime) -> int:
     if ts.tzinfo is None:
@@ -217,8 +226,9 @@ class IncidentBook:
             return None if canonical is None else self._get(canonical)
 
     def list(self, *, type: str | None = None, camera: str | None = None, status: str | None = None,
-             since: datetime | None = None, until: datetime | None = None, limit: int | None = None) -> list[Incident]:
-        """Incidents by start time, oldest first, filtered (`since` <= start_ts < `until`)."""
+             since: datetime | None = None, until: datetime | None = None, limit: int | None = None,
+             cameras: Iterable[str] | None = None) -> list[Incident]:
+        """Incidents by start time, oldest first, filtered (`since` <= start_ts < `until`; `cameras`: any of)."""
         if status is not None and status not in INCIDENT_STATUSES:
             raise ValueError(f"unknown status {status!r}")
         clauses, params = [], []
@@ -226,6 +236,10 @@ class IncidentBook:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if cameras is not None:
+            cameras = list(cameras)
+            clauses.append(f"camera_id IN ({', '.join('?' * len(cameras))})" if cameras else "0")
+            params += cameras
         if since is not None:
             clauses.append("start_ms >= ?")
             params.append(_ms(since))
@@ -256,6 +270,11 @@ class IncidentBook:
                 "SELECT * FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?", (int(event_id), int(limit))
             )
             return [self._event_row(row) for row in rows.fetchall()]
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none): where a new alert subscriber starts."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(event_id), 0) FROM events").fetchone()[0])
 
     def write_parquet(self, path: str | Path) -> int:
         """Writes the history's `incidents.parquet` (`INCIDENT_SCHEMA`); returns the row count."""
@@ -326,6 +345,38 @@ class IncidentBook:
     def _event_row(row) -> IncidentEvent:
         event_id, incident_id, kind, by, at_ms, payload = row
         return IncidentEvent(event_id, kind, incident_id, by, _ts(at_ms), _from_json(json.loads(payload)))
+
+
+def incident_stats(incidents: Iterable[Incident], district_of: dict[str, str]) -> dict:
+    """Counts by type, district (of the camera) and UTC hour, and the time to detect (detected - start).
+
+    Returns:
+        `{"total", "by_type", "by_district", "by_hour", "by_status", "mean_time_to_detect_s",
+        "time_to_detect_s_by_type"}`; hours are ISO 8601 UTC hour starts.
+    """
+    by_type: dict[str, int] = {}
+    by_district: dict[str, int] = {}
+    by_hour: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    delays: dict[str, list[float]] = {}
+    for incident in incidents:
+        by_type[incident.type] = by_type.get(incident.type, 0) + 1
+        district = district_of.get(incident.camera_id) or "unassigned"
+        by_district[district] = by_district.get(district, 0) + 1
+        hour = incident.start_ts.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0).isoformat()
+        by_hour[hour] = by_hour.get(hour, 0) + 1
+        by_status[incident.status] = by_status.get(incident.status, 0) + 1
+        delays.setdefault(incident.type, []).append(max((incident.detected_ts - incident.start_ts).total_seconds(), 0.0))
+    every = [d for values in delays.values() for d in values]
+    return {
+        "total": len(every),
+        "by_type": dict(sorted(by_type.items())),
+        "by_district": dict(sorted(by_district.items())),
+        "by_hour": dict(sorted(by_hour.items())),
+        "by_status": dict(sorted(by_status.items())),
+        "mean_time_to_detect_s": round(sum(every) / len(every), 2) if every else None,
+        "time_to_detect_s_by_type": {t: round(sum(v) / len(v), 2) for t, v in sorted(delays.items())},
+    }
 
 
 def _to_json(incident: Incident) -> dict:

@@ -37,6 +37,10 @@ class LaunchOptions:
     port: int = 8000
     api: bool = True
     window_s: float = 60.0
+    evidence_retention_s: float | None = 30 * 86400.0
+    """Evidence clips and snapshots older than this are deleted; None keeps them."""
+    webhooks: tuple[str, ...] = ()
+    """URLs that receive every incident event as a JSON POST."""
 
 
 @dataclass
@@ -81,7 +85,8 @@ def launch(
     inventory = load_inventory(inventory_path)
     store = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="casaflow-"))
     aggregator = Aggregator.options(num_cpus=0.1).remote(
-        str(inventory_path), str(out_dir) if out_dir else None, incident_store=str(store / "incidents.sqlite")
+        str(inventory_path), str(out_dir) if out_dir else None, store_dir=str(store),
+        evidence_retention_s=options.evidence_retention_s, webhooks=options.webhooks,
     )
     serve.start(http_options={"host": options.host, "port": options.port})
     detector = DetectorDeployment.options(

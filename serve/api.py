@@ -6,13 +6,16 @@ call it with a plain object and `TestClient`; `ApiIngress` is the Serve shell ov
 
 import asyncio
 import inspect
-from typing import Any, Literal, Protocol
-
+import json
+import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from importlib import resources
+from typing import Any, Literal, Protocol
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
 from ray import serve
 
 from casaflow.incidents import INCIDENT_STATUSES, INCIDENT_TYPES
@@ -20,6 +23,19 @@ from casaflow.incidents import INCIDENT_STATUSES, INCIDENT_TYPES
 
 IncidentType = Literal[INCIDENT_TYPES]
 IncidentStatus = Literal[INCIDENT_STATUSES]
+ALERT_POLL_S = 0.1
+"""How often an alert stream looks for new events: bounds the alert latency the stream adds."""
+ALERT_HEARTBEAT_S = 15.0
+"""An SSE comment this often keeps proxies from closing an idle stream."""
+ACTIONS = {"acknowledge": "acknowledged", "dispatch": "dispatched", "resolve": "resolved"}
+EVIDENCE_MEDIA = {"clip": "video/mp4", "snapshot": "image/jpeg"}
+
+
+class Transition(BaseModel):
+    """Who acknowledges, dispatches or resolves an incident (an operator, a team)."""
+
+    by: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    note: str | None = Field(default=None, max_length=2000)
 
 
 def _utc(ts: datetime | None) -> datetime | None:
@@ -39,6 +55,16 @@ class CityReader(Protocol):
     def incidents(self, filters: dict) -> list[dict]: ...
 
     def incident(self, incident_id: str) -> dict | None: ...
+
+    def transition(self, incident_id: str, status: str, by: str) -> dict: ...
+
+    def last_event_id(self) -> int: ...
+
+    def events_since(self, event_id: int, limit: int = 500) -> list[dict]: ...
+
+    def stats(self, filters: dict) -> dict: ...
+
+    def evidence_file(self, incident_id: str, kind: str) -> bytes | None: ...
 
 
 async def _call(reader: Any, method: str, *args):
@@ -86,23 +112,83 @@ def create_app(reader: CityReader) -> FastAPI:
     async def incidents(
         type: IncidentType | None = None,
         camera: str | None = None,
+        district: str | None = None,
         status: IncidentStatus | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = Query(500, ge=1, le=10_000),
     ) -> dict:
-        """Incidents by start time, filtered by type, camera, status and time range (ISO 8601, UTC)."""
+        """Incidents by start time, filtered by type, camera, district, status and time range (ISO 8601, UTC)."""
         filters = {"type": type, "camera": camera, "status": status, "since": _utc(since), "until": _utc(until), "limit": limit}
+        if district is not None:
+            filters["district"] = district
         rows = await _call(reader, "incidents", filters)
         return {"data": rows, "count": len(rows)}
 
     @app.get("/api/v1/incidents/{incident_id}")
     async def incident(incident_id: str) -> dict:
-        """One incident with its lifecycle history."""
+        """One incident with its lifecycle history and links to its evidence clip and snapshot."""
         found = await _call(reader, "incident", incident_id)
         if found is None:
             raise HTTPException(status_code=404, detail=f"unknown incident {incident_id!r}")
-        return found
+        base = f"/api/v1/incidents/{found['incident_id']}"
+        return {**found, "clip_url": f"{base}/clip" if found.get("has_clip") else None,
+                "snapshot_url": f"{base}/snapshot" if found.get("has_snapshot") else None}
+
+    @app.get("/api/v1/incidents/{incident_id}/{kind}", responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}}}})
+    async def evidence(incident_id: str, kind: Literal["clip", "snapshot"]) -> Response:
+        """The incident's evidence: `clip` (MP4, 10 s before to 10 s after) or `snapshot` (JPEG, tracks drawn)."""
+        content = await _call(reader, "evidence_file", incident_id, kind)
+        if content is None:
+            raise HTTPException(status_code=404, detail=f"no {kind} for incident {incident_id!r} (not recorded yet, or expired)")
+        suffix = "mp4" if kind == "clip" else "jpg"
+        return Response(content, media_type=EVIDENCE_MEDIA[kind],
+                        headers={"Content-Disposition": f'inline; filename="{_file_name(incident_id)}.{suffix}"'})
+
+    @app.post("/api/v1/incidents/{incident_id}/{action}")
+    async def transition(incident_id: str, action: Literal["acknowledge", "dispatch", "resolve"], body: Transition) -> dict:
+        """Move an incident along open -> acknowledged -> dispatched -> resolved (steps may be skipped); 409 if
+        it already went past that step."""
+        result = await _call(reader, "transition", incident_id, ACTIONS[action], body.by.strip())
+        if "error" in result:
+            raise HTTPException(status_code={"unknown": 404, "conflict": 409}.get(result["error"], 422), detail=result["detail"])
+        return result["incident"]
+
+    @app.get("/api/v1/stats")
+    async def stats(
+        type: IncidentType | None = None,
+        camera: str | None = None,
+        district: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict:
+        """Incident counts by type, district and hour (UTC), and mean time to detect, over a time range."""
+        filters = {"type": type, "camera": camera, "since": _utc(since), "until": _utc(until)}
+        if district is not None:
+            filters["district"] = district
+        return await _call(reader, "stats", filters)
+
+    @app.get("/api/v1/alerts/stream", response_class=StreamingResponse)
+    async def alerts_stream(
+        request: Request,
+        last_event_id: str | None = Header(None, description="set by EventSource on reconnect: resume after it"),
+        after: int | None = Query(None, ge=0, description="start after this event id (0: every stored event)"),
+    ) -> StreamingResponse:
+        """Server-Sent Events: one `event: <kind>` per incident event (raised, merged, ended, evidence,
+        acknowledged, dispatched, resolved) with the incident as JSON data. New clients start at the newest
+        event; a client reconnecting with `Last-Event-ID` (or `?after=`) gets every event it missed."""
+        cursor = after
+        if last_event_id is not None:
+            try:
+                cursor = int(last_event_id)
+            except ValueError:
+                raise HTTPException(status_code=400, detail="Last-Event-ID must be an event id (integer)") from None
+        if cursor is None:
+            cursor = await _call(reader, "last_event_id")
+        return StreamingResponse(
+            alert_events(reader, cursor, is_disconnected=request.is_disconnected), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> str:
@@ -122,6 +208,29 @@ def create_app(reader: CityReader) -> FastAPI:
         return "\n".join(lines) + "\n"
 
     return app
+
+
+async def alert_events(reader: Any, cursor: int, *, is_disconnected=None, poll_s: float = ALERT_POLL_S,
+                       heartbeat_s: float = ALERT_HEARTBEAT_S) -> AsyncIterator[str]:
+    """The SSE text of every event after `cursor`, as they come; ends when the client disconnects."""
+    yield "retry: 1000\n\n"
+    quiet_since = time.monotonic()
+    while not (is_disconnected is not None and await is_disconnected()):
+        events = await _call(reader, "events_since", cursor, 500)
+        for event in events:
+            cursor = event["event_id"]
+            yield f"id: {cursor}\nevent: {event['kind']}\ndata: {json.dumps(event, default=str)}\n\n"
+        if events:
+            quiet_since = time.monotonic()
+            continue
+        if time.monotonic() - quiet_since >= heartbeat_s:
+            quiet_since = time.monotonic()
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(poll_s)
+
+
+def _file_name(incident_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in incident_id)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})

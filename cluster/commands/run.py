@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+from cluster.commands.options import add_incident_arguments, incident_options
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,6 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--window-s", type=float, default=60.0, help="segment window length, seconds")
+    add_incident_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -32,12 +35,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         inventory = load_inventory(args.inventory)
         detector = detector_options(args.weights, args.device)
+        incidents = incident_options(args)
         args.out.mkdir(parents=True, exist_ok=True)
-    except (InventoryError, OSError) as exc:
+    except (InventoryError, OSError, ValueError) as exc:
         print(f"casaflow run: error: {exc}", file=sys.stderr)
         return 2
     options = LaunchOptions(cameras_per_group=args.cameras_per_group, detector=detector, api=False,
-                            window_s=args.window_s)
+                            window_s=args.window_s, **incidents)
     connect(args.address, num_cpus=args.num_cpus)
     started = time.perf_counter()
     print(f"replaying {len(inventory.cameras)} cameras from {args.inventory}", flush=True)

@@ -10,6 +10,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cluster.commands.options import add_incident_arguments, incident_options
+
 DEFAULT_SEED = 1
 
 
@@ -27,6 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the packaged ones)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--cameras-per-group", type=int, default=8)
+    add_incident_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -38,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data or default_data_dir()
     try:
         detector = detector_options(args.weights, args.device)
+        incidents = incident_options(args)
         inventory_path = args.inventory or ensure_demo_city(data_dir)
         inventory = load_inventory(inventory_path)
-    except (InventoryError, RuntimeError, OSError) as exc:
+    except (InventoryError, RuntimeError, OSError, ValueError) as exc:
         print(f"casaflow up: error: {exc}", file=sys.stderr)
         return 2
 
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = LaunchOptions(
         cameras_per_group=args.cameras_per_group, detector=detector, host=args.host, port=args.port,
-        max_batch_frames=16,
+        max_batch_frames=16, **incidents,
     )
     history_dir = inventory_path.parent / "history"
     connect(args.address)
