@@ -7,6 +7,7 @@ Segment windows are joined on (segment_id, window_end). Per camera and overall:
 - density error: mean absolute error (veh/km) and relative error of the totals (%);
 - LOS: exact and within-one-class agreement over windows with vehicles in the truth.
 A truth window with no measured row counts as measured zero (and speed missing).
+Incidents are scored in `casaflow.score_incidents`.
 """
 
 from dataclasses import asdict, dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casaflow.history import SEGMENT_SCHEMA
@@ -42,15 +44,19 @@ class SegmentScore:
     los_windows: int
 
 
+def read_table(path: Path, schema: pa.Schema, what: str, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file or dataset read as `schema` (only `columns` if given); ScoreError if missing or unreadable."""
+    if not path.exists():
+        raise ScoreError(f"no {what} at {path}")
+    try:
+        return pq.read_table(path, columns=columns, schema=schema)
+    except Exception as exc:
+        raise ScoreError(f"cannot read {what} at {path}: {str(exc).splitlines()[0]}") from exc
+
+
 def read_windows(path: Path) -> pd.DataFrame:
     """A segments table or dataset (file or folder) with the history schema."""
-    if not path.exists():
-        raise ScoreError(f"no segment windows at {path}")
-    try:
-        table = pq.read_table(path, schema=SEGMENT_SCHEMA)
-    except Exception as exc:
-        raise ScoreError(f"cannot read segment windows at {path}: {str(exc).splitlines()[0]}") from exc
-    return table.to_pandas()
+    return read_table(path, SEGMENT_SCHEMA, "segment windows").to_pandas()
 
 
 def score_segments(truth: pd.DataFrame, measured: pd.DataFrame) -> list[SegmentScore]:
@@ -94,14 +100,16 @@ def _score(scope: str, rows: pd.DataFrame) -> SegmentScore:
     )
 
 
+def fmt(value: float | None, digits: int = 1) -> str:
+    """A number for a table; a dash where there is none."""
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
 def format_table(scores: list[SegmentScore]) -> str:
     """A plain-text table, one line per scope."""
     header = f"{'scope':<16} {'windows':>7} {'true veh':>8} {'meas veh':>8} {'count acc %':>11} {'speed MAE':>9} {'dens err %':>10} {'LOS exact %':>11} {'LOS ±1 %':>8}"
     lines = [header, "-" * len(header)]
     for s in scores:
-        def fmt(value, digits=1):
-            return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
-
         lines.append(
             f"{s.scope:<16} {s.windows:>7} {s.true_vehicles:>8} {s.measured_vehicles:>8} {fmt(s.count_accuracy_pct):>11} "
             f"{fmt(s.speed_mae_kmh, 2):>9} {fmt(s.density_error_pct):>10} {fmt(s.los_exact_pct):>11} {fmt(s.los_within_one_pct):>8}"
