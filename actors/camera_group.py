@@ -27,6 +27,7 @@ from casaflow.incidents import Incident
 from casaflow.inventory import Camera
 from casaflow.measurement import SegmentWindow
 from casaflow.pipeline import CameraPipeline
+from casaflow.rules import IncidentRules
 from casaflow.source import Frame, PyAVSource
 
 
@@ -65,6 +66,7 @@ class CameraGroup:
         max_queue: int = 8,
         frames_per_camera: int = 4,
         report_every_s: float = 1.0,
+        incident_rules: IncidentRules | None = None,
     ):
         from ray import serve
 
@@ -83,7 +85,8 @@ class CameraGroup:
             url = camera.url if "://" in camera.url or Path(camera.url).is_absolute() else str(Path(base_dir) / camera.url)
             source = PyAVSource(camera.id, url, analysis_fps=camera.analysis_fps, start_time=start_time,
                                 realtime=realtime, threads=1)
-            self.cameras.append(_Camera(camera, source, CameraPipeline(camera, window_s=window_s), EvidenceRecorder(camera.id)))
+            self.cameras.append(_Camera(camera, source, CameraPipeline(camera, window_s=window_s, incident_rules=incident_rules),
+                                        EvidenceRecorder(camera.id)))
         self.outbox: list[SegmentWindow] = []
         self.incident_outbox: list[Incident] = []
         self.evidence_outbox: list[Evidence] = []

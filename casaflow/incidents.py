@@ -34,13 +34,13 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
 
 from casaflow.detections import CLASS_IDS, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import apply_homography
 from casaflow.inventory import Camera
 from casaflow.measurement import MAX_GAP_S, SegmentWindow, points_in_polygon, window_end_for
+from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
 
 INCIDENT_TYPES: tuple[str, ...] = (
@@ -164,52 +164,6 @@ def incident_id(type_: str, camera_id: str, segment_id: str, track_ids: Sequence
     """`type:camera:segment:track ids:start epoch ms`, the start rounded to the second."""
     tracks = "+".join(str(t) for t in sorted(track_ids)) or "-"
     return f"{type_}:{camera_id}:{segment_id}:{tracks}:{int(round(start_s)) * 1000}"
-
-
-class IncidentRules(BaseModel):
-    """Thresholds of the incident rules; `per_camera` overrides any of them for one camera."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    still_radius_m: float = Field(default=1.5, gt=0, le=10, description="a track within this radius is stationary")
-    stopped_vehicle_s: float = Field(default=6.0, gt=0, le=600, description="standing this long in a lane is a stopped vehicle")
-    passing_speed_mps: float = Field(default=3.0, gt=0, le=30, description="a vehicle passing a stopped one moves at least this fast")
-    min_passing_vehicles: int = Field(default=1, ge=0, le=20, description="vehicles that must pass a stopped vehicle (0: none)")
-    queue_gap_m: float = Field(default=12.0, gt=0, le=50, description="a stationary vehicle this close ahead in the lane makes a queue")
-    lane_halfwidth_m: float = Field(default=1.6, gt=0, le=5, description="lateral tolerance of 'the same lane'")
-    signal_reach_m: float = Field(default=120.0, ge=0, le=500, description="queues this far upstream of a stop line may be held by it")
-    queue_discharge_s: float = Field(default=15.0, ge=0, le=120, description="a queue still discharges this long after green")
-    collision_speed_drop_mps: float = Field(default=6.0, gt=0, le=40, description="speed lost within collision_window_s that makes a stop abrupt")
-    collision_window_s: float = Field(default=1.0, gt=0, le=10, description="time over which that speed is lost")
-    collision_confirm_s: float = Field(default=1.0, ge=0, le=30, description="both must stand this long after the impact")
-    contact_margin_m: float = Field(default=1.0, ge=0, le=5, description="added to the vehicle length for footprints to touch")
-    wrong_way_distance_m: float = Field(default=10.0, gt=0, le=200, description="distance against the segment's direction")
-    wrong_way_margin_m: float = Field(default=0.8, ge=0, le=5, description="depth inside the zone that counts")
-    red_light_past_m: float = Field(default=2.0, ge=0, le=20, description="distance beyond the stop line that confirms a crossing")
-    signal_stale_s: float = Field(default=2.0, gt=0, le=30, description="a signal reading older than this is unknown")
-    signal_min_contrast: float = Field(default=30.0, gt=0, le=500, description="lit lamp score over the next lamp (Y + |U-128| + |V-128|)")
-    speeding_tolerance_kmh: float = Field(default=10.0, ge=0, le=100, description="speed over the limit that is tolerated")
-    speeding_distance_m: float = Field(default=20.0, gt=0, le=500, description="minimum measured distance in the zone")
-    pedestrian_min_s: float = Field(default=1.0, ge=0, le=60, description="time in the lanes before raising")
-    pedestrian_margin_m: float = Field(default=0.3, ge=0, le=5, description="depth inside the lanes that counts")
-    crossing_clearance_m: float = Field(default=6.0, ge=0, le=50, description="pedestrians this close to a stop line are at a crossing")
-    illegal_stopping_s: float | None = Field(default=None, gt=0, le=3600, description="overrides the zones' max_stop_s")
-    congestion_ratio: float = Field(default=0.25, gt=0, le=1, description="speed ratio below which a segment is congested")
-    congestion_early_s: float = Field(default=20.0, ge=0, le=3600, description="window time before a running estimate may raise")
-    congestion_min_vehicle_s: float = Field(default=20.0, ge=0, le=3600, description="vehicle-seconds a running estimate needs")
-    window_s: float = Field(default=60.0, gt=0, le=3600, description="measurement window, as the SegmentMeter's")
-    history_s: float = Field(default=120.0, ge=10, le=3600, description="seconds of trajectory kept per track")
-    forget_s: float = Field(default=30.0, gt=0, le=600, description="a track unseen this long is forgotten")
-    per_camera: dict[str, dict[str, float | int | None]] = Field(
-        default_factory=dict, description="camera id -> {field: value} overrides"
-    )
-
-    def for_camera(self, camera_id: str) -> IncidentRules:
-        """The rules with `camera_id`'s overrides applied (validated; an unknown field raises)."""
-        override = self.per_camera.get(camera_id)
-        if not override:
-            return self
-        return IncidentRules.model_validate({**self.model_dump(exclude={"per_camera"}), **override})
 
 
 # -- free functions over arrays ---------------------------------------------------------------------
@@ -433,13 +387,13 @@ class IncidentDetector:
 
     Args:
         camera: The camera's inventory entry (segments, stop lines, no-stopping zones, homography).
-        rules: Thresholds; the camera's `per_camera` overrides are applied.
+        rules: Thresholds (the camera's, overrides applied: `CameraPipeline` does it).
         signal_feed: Optional external signal states; wins over the image when it returns a state.
     """
 
     def __init__(self, camera: Camera, *, rules: IncidentRules | None = None, signal_feed: SignalFeed | None = None):
         self.camera = camera
-        self.rules = (rules or IncidentRules()).for_camera(camera.id)
+        self.rules = rules or IncidentRules()
         self.signal_feed = signal_feed
         self.local_frame = local_frame_for(camera)
         homography = camera.calibration.image_to_ground

@@ -13,6 +13,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from casaflow.rules import IncidentRules
+
 PointUV = Annotated[list[float], Field(min_length=2, max_length=2, description="image point [u, v], pixels")]
 LonLat = Annotated[list[float], Field(min_length=2, max_length=2, description="[lon, lat], degrees")]
 
@@ -85,6 +87,9 @@ class Camera(_Model):
     segments: list[Segment] = Field(min_length=1)
     stop_lines: list[StopLine] = Field(default_factory=list)
     no_stopping_zones: list[NoStoppingZone] = Field(default_factory=list)
+    incident_rules: dict[str, float | int | None] = Field(
+        default_factory=dict, description="this camera's overrides of the city's incident_rules, field by field"
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Camera":
@@ -104,6 +109,7 @@ class Inventory(_Model):
     start_time: datetime | None = Field(
         default=None, description="UTC time of pts 0 for recorded or simulated clips"
     )
+    incident_rules: IncidentRules = Field(default_factory=IncidentRules, description="city-wide incident thresholds")
     cameras: list[Camera] = Field(min_length=1)
 
     @field_validator("start_time")
@@ -123,6 +129,20 @@ class Inventory(_Model):
             if duplicates:
                 raise ValueError(f"duplicate {kind} ids: {', '.join(duplicates[:5])}")
         return self
+
+    @model_validator(mode="after")
+    def _camera_rules_apply(self) -> "Inventory":
+        for camera in self.cameras:
+            try:
+                self.rules_for(camera)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise ValueError(f"camera {camera.id} incident_rules.{first['loc'][0]}: {first['msg']}") from None
+        return self
+
+    def rules_for(self, camera: Camera) -> IncidentRules:
+        """The city's incident rules with the camera's overrides."""
+        return self.incident_rules.with_overrides(camera.incident_rules)
 
     def camera(self, camera_id: str) -> Camera:
         for camera in self.cameras:

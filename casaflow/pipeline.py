@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from casaflow.detections import Detections
-from casaflow.incidents import Incident, IncidentDetector, IncidentRules, SignalFeed
+from casaflow.incidents import Incident, IncidentDetector, SignalFeed
 from casaflow.inventory import Camera
 from casaflow.measurement import SegmentMeter, SegmentWindow
+from casaflow.rules import IncidentRules
 from casaflow.source import Frame
 from casaflow.tracking import ByteTracker
 
@@ -38,7 +39,8 @@ class CameraPipeline:
     Args:
         camera: The camera's inventory entry.
         window_s: Measurement window, seconds.
-        incident_rules: Incident thresholds; None uses the defaults.
+        incident_rules: The city's incident thresholds (None: the defaults); the camera's own
+            `incident_rules` overrides are applied on top.
         signal_feed: Optional external signal states (wins over the image).
         detect_incidents: False skips the incident rules (measurement only).
     """
@@ -50,7 +52,7 @@ class CameraPipeline:
             camera.id, frame_rate=camera.analysis_fps, homography=camera.calibration.image_to_ground
         )
         self.meter = SegmentMeter(camera, window_s=window_s)
-        rules = (incident_rules or IncidentRules()).model_copy(update={"window_s": window_s})
+        rules = (incident_rules or IncidentRules()).with_overrides(camera.incident_rules).model_copy(update={"window_s": window_s})
         self.incidents = (
             IncidentDetector(camera, rules=rules, signal_feed=signal_feed) if detect_incidents else None
         )

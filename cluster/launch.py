@@ -115,6 +115,7 @@ def start_groups(inventory, base_dir: Path, *, aggregator, realtime: bool, optio
         CameraGroup.options(num_cpus=group_cpus).remote(
             f"group-{k // size:03d}", cameras[k : k + size], base_dir=str(base_dir), start_time=start_time,
             detector_app=DETECTOR_APP, aggregator=aggregator, realtime=realtime, window_s=options.window_s,
+            incident_rules=inventory.incident_rules,
         )
         for k in range(0, len(cameras), size)
     ]

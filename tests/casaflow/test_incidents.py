@@ -22,13 +22,13 @@ from casaflow.incidents import (
     INCIDENT_SCHEMA,
     Incident,
     IncidentDetector,
-    IncidentRules,
     inside_depth_m,
     signal_state,
     stationary_start,
 )
 from casaflow.inventory import Calibration, Camera, NoStoppingZone, Segment, StopLine
 from casaflow.measurement import SegmentMeter
+from casaflow.rules import IncidentRules
 from casaflow.tracking import ByteTracker
 
 PINHOLE = PinholeCamera(x_m=0, y_m=0, height_m=8, yaw_deg=0, pitch_deg=18, focal_px=500, width_px=640, height_px=360)
@@ -361,11 +361,10 @@ def test_rules_validate_and_override_per_camera():
         IncidentRules(speeding_tolrance_kmh=5)
     with pytest.raises(ValidationError):
         IncidentRules(still_radius_m=-1)
-    rules = IncidentRules(per_camera={"cam": {"speeding_tolerance_kmh": 3.0}})
-    assert rules.for_camera("cam").speeding_tolerance_kmh == 3.0
-    assert rules.for_camera("other").speeding_tolerance_kmh == 10.0
+    rules = IncidentRules().with_overrides({"speeding_tolerance_kmh": 3.0})
+    assert rules.speeding_tolerance_kmh == 3.0 and IncidentRules().speeding_tolerance_kmh == 10.0
     with pytest.raises(ValidationError):
-        IncidentRules(per_camera={"cam": {"nope": 1.0}}).for_camera("cam")
+        IncidentRules().with_overrides({"nope": 1.0})
     incidents = run({1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, seconds=6, rules=rules)
     assert [i.type for i in incidents] == ["speeding"]
 

@@ -1,0 +1,46 @@
+"""Incident-rule thresholds, set city-wide and per camera in the inventory (`cameras.yaml`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IncidentRules(BaseModel):
+    """Thresholds of the incident rules: the inventory's `incident_rules` for the city, which a camera's own
+    `incident_rules` mapping overrides field by field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    still_radius_m: float = Field(default=1.5, gt=0, le=10, description="a track within this radius is stationary")
+    stopped_vehicle_s: float = Field(default=6.0, gt=0, le=600, description="standing this long in a lane is a stopped vehicle")
+    passing_speed_mps: float = Field(default=3.0, gt=0, le=30, description="a vehicle passing a stopped one moves at least this fast")
+    min_passing_vehicles: int = Field(default=1, ge=0, le=20, description="vehicles that must pass a stopped vehicle (0: none)")
+    queue_gap_m: float = Field(default=12.0, gt=0, le=50, description="a stationary vehicle this close ahead in the lane makes a queue")
+    lane_halfwidth_m: float = Field(default=1.6, gt=0, le=5, description="lateral tolerance of 'the same lane'")
+    signal_reach_m: float = Field(default=120.0, ge=0, le=500, description="queues this far upstream of a stop line may be held by it")
+    queue_discharge_s: float = Field(default=15.0, ge=0, le=120, description="a queue still discharges this long after green")
+    collision_speed_drop_mps: float = Field(default=6.0, gt=0, le=40, description="speed lost within collision_window_s that makes a stop abrupt")
+    collision_window_s: float = Field(default=1.0, gt=0, le=10, description="time over which that speed is lost")
+    collision_confirm_s: float = Field(default=1.0, ge=0, le=30, description="both must stand this long after the impact")
+    contact_margin_m: float = Field(default=1.0, ge=0, le=5, description="added to the vehicle length for footprints to touch")
+    wrong_way_distance_m: float = Field(default=10.0, gt=0, le=200, description="distance against the segment's direction")
+    wrong_way_margin_m: float = Field(default=0.8, ge=0, le=5, description="depth inside the zone that counts")
+    red_light_past_m: float = Field(default=2.0, ge=0, le=20, description="distance beyond the stop line that confirms a crossing")
+    signal_stale_s: float = Field(default=2.0, gt=0, le=30, description="a signal reading older than this is unknown")
+    signal_min_contrast: float = Field(default=30.0, gt=0, le=500, description="lit lamp score over the next lamp (Y + |U-128| + |V-128|)")
+    speeding_tolerance_kmh: float = Field(default=10.0, ge=0, le=100, description="speed over the limit that is tolerated")
+    speeding_distance_m: float = Field(default=20.0, gt=0, le=500, description="minimum measured distance in the zone")
+    pedestrian_min_s: float = Field(default=1.0, ge=0, le=60, description="time in the lanes before raising")
+    pedestrian_margin_m: float = Field(default=0.3, ge=0, le=5, description="depth inside the lanes that counts")
+    crossing_clearance_m: float = Field(default=6.0, ge=0, le=50, description="pedestrians this close to a stop line are at a crossing")
+    illegal_stopping_s: float | None = Field(default=None, gt=0, le=3600, description="overrides the zones' max_stop_s")
+    congestion_ratio: float = Field(default=0.25, gt=0, le=1, description="speed ratio below which a segment is congested")
+    congestion_early_s: float = Field(default=20.0, ge=0, le=3600, description="window time before a running estimate may raise")
+    congestion_min_vehicle_s: float = Field(default=20.0, ge=0, le=3600, description="vehicle-seconds a running estimate needs")
+    window_s: float = Field(default=60.0, gt=0, le=3600, description="measurement window, as the SegmentMeter's")
+    history_s: float = Field(default=120.0, ge=10, le=3600, description="seconds of trajectory kept per track")
+    forget_s: float = Field(default=30.0, gt=0, le=600, description="a track unseen this long is forgotten")
+
+    def with_overrides(self, overrides: dict[str, float | int | None]) -> IncidentRules:
+        """These rules with some fields replaced (validated: an unknown field or a bad value raises)."""
+        return IncidentRules.model_validate({**self.model_dump(), **overrides}) if overrides else self
