@@ -6,8 +6,9 @@ a replay blocks its reader instead, so that no frame of a clip is lost. Every ti
 the waiting frames of every camera, stacks them per frame size and sends one request per size to the
 detector deployment, with at most `max_in_flight` requests outstanding. Results feed each camera's
 `CameraPipeline` in order; windows, camera status and incidents go to the aggregator about once a
-second, and each incident's evidence (snapshot at the raise, clip from the camera's packet ring once the
-stream is `after_s` past the detection) as soon as it is complete.
+second, and at once when an incident is raised or ended (alert latency). Each incident's evidence
+(snapshot at the raise, clip from the camera's packet ring once the stream is `after_s` past the
+detection) follows as soon as it is complete.
 """
 
 import asyncio
@@ -151,7 +152,7 @@ class CameraGroup:
                 if self._finished():
                     break
                 await asyncio.sleep(0.01)
-            if time.monotonic() - last_report >= self.report_every_s:
+            if self.incident_outbox or time.monotonic() - last_report >= self.report_every_s:
                 await self._report()
                 last_report = time.monotonic()
         while pending:
