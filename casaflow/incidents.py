@@ -13,8 +13,9 @@ inventory's zones, mapped once from the image to the ground:
   when it stood;
 - `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`; starts at the stop
   plus the allowed time;
-- `collision`: a vehicle that stops abruptly (still moving fast just before it stood) with its footprint
-  touching another stationary vehicle; starts when it stood;
+- `collision`: a vehicle that arrived moving (`collision_min_speed_mps` over `collision_approach_s`) and
+  stands with its footprint meeting another standing vehicle's in the same lane (closer than the shorter
+  vehicle's length plus `contact_margin_m`, or having driven into it); starts at the contact;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`; starts when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
@@ -77,6 +78,10 @@ VEHICLE_LENGTH_M: tuple[float, ...] = (4.5, 12.0, 8.0, 2.2, 1.8, 0.5)
 """Typical ground length per class of `CLASS_NAMES`, for footprint contact."""
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
+MAX_PLAUSIBLE_SPEED_MPS = 25.0
+"""A track step faster than this (90 km/h in a city) is an identity switch, not motion."""
+MIN_HEADING_COS = 0.8
+"""A vehicle's motion within about 37 degrees of a segment's direction travels along it."""
 
 INCIDENT_SCHEMA = pa.schema(
     [
@@ -273,34 +278,14 @@ def path_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: 
     return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum() / (t[-1] - t[0]))
 
 
-def abrupt_stop(t_s: np.ndarray, xy_m: np.ndarray, *, drop_mps: float, within_s: float,
-                still_mps: float = 1.0) -> tuple[float, np.ndarray] | None:
-    """Finds a stop that loses at least `drop_mps` of speed within `within_s` and ends below `still_mps`.
-
-    Args:
-        t_s: (n,) times, seconds.
-        xy_m: (n, 2) ground positions, metres.
-
-    Returns:
-        The time of the last fast point (the impact) and the (2,) unit heading before it, or None.
-    """
-    if len(t_s) < 3:
-        return None
-    dt_s = np.maximum(np.diff(t_s), 1e-6)
-    step = np.diff(xy_m, axis=0)
-    speed = np.linalg.norm(step, axis=1) / dt_s
-    times = t_s[1:]
-    for j in range(len(speed)):
-        if speed[j] > still_mps:
-            continue
-        before = np.flatnonzero((times >= times[j] - within_s) & (times < times[j]))
-        if not before.size:
-            continue
-        i = int(before[np.argmax(speed[before])])
-        if speed[i] - speed[j] >= drop_mps:
-            heading = step[i] / max(float(np.linalg.norm(step[i])), 1e-9)
-            return float(t_s[i]), heading
-    return None
+def _jumped(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float) -> bool:
+    """Whether the track leaps faster than any road user since `since_s`: an identity switch, whose
+    trajectory mixes two objects."""
+    keep = t_s >= since_s
+    if keep.sum() < 2:
+        return False
+    steps = np.linalg.norm(np.diff(xy_m[keep], axis=0), axis=1) / np.maximum(np.diff(t_s[keep]), 1e-6)
+    return bool((steps > MAX_PLAUSIBLE_SPEED_MPS).any())
 
 
 def local_frame_for(camera: Camera) -> LocalFrame:
@@ -663,7 +648,7 @@ class IncidentDetector:
         if any(("collision", history.track_id) == key for key in self._raised):
             return raised
         s = int(np.argmax(depths))
-        if self._queued(history, current, s, stop_xy, now_s):
+        if self._queued(history, current, s, stop_xy, now_s) or self._jammed(history, current, s, stop_xy, now_s):
             return raised
         if self._passers(history, current, s, stop_xy, stood_s) < rules.min_passing_vehicles:
             return raised
@@ -700,6 +685,25 @@ class IncidentDetector:
                     return True
         return False
 
+    def _jammed(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
+        """Whether segment s is congested, or traffic in its other lanes stands too near stop_xy: a jam, not
+        a lone stopped vehicle that traffic drives around."""
+        if s in self._congestion:
+            return True
+        rules = self.rules
+        direction = self._segment_dir_xy[s]
+        for other in current:
+            if other is history or not other.is_vehicle or other.segment_depth_m[-1, s] < 0:
+                continue
+            rel = other.xy_m[-1] - stop_xy
+            along = abs(float(rel @ direction))
+            lateral = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+            if lateral <= rules.lane_halfwidth_m or along > rules.jam_reach_m:
+                continue
+            if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < 1.0:
+                return True
+        return False
+
     def _passers(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, stood_s: float) -> int:
         """Vehicles that drove past stop_xy, in segment s's direction, since stood_s."""
         direction = self._segment_dir_xy[s]
@@ -728,37 +732,62 @@ class IncidentDetector:
 
     def _collision(self, history: _History, current: list[_History], k: int, now_s: float, frame_ts: datetime,
                    stop_xy: np.ndarray) -> list[Incident]:
+        """A vehicle that arrived moving and now stands with its footprint meeting another standing vehicle's
+        in the same lane (closer than a vehicle length, or having driven into it: the order along the lane
+        swapped). A queue keeps a gap, and nobody passes through the vehicle ahead."""
         rules = self.rules
         t, xy = history.t_s, history.xy_m
         stood_s = float(t[k])
         standing_s = now_s - stood_s
         if not rules.collision_confirm_s <= standing_s <= rules.collision_confirm_s + 10.0:
             return []
-        first = int(np.searchsorted(t, stood_s - 2 * rules.collision_window_s - 1.0))
-        impact = abrupt_stop(t[first:], xy[first:], drop_mps=rules.collision_speed_drop_mps, within_s=rules.collision_window_s)
-        if impact is None:
+        approach = (t >= stood_s - rules.collision_approach_s) & (t <= stood_s)
+        if approach.sum() < 2 or path_speed_mps(t, xy, start_s=stood_s - rules.collision_approach_s, end_s=stood_s) < rules.collision_min_speed_mps:
             return []
-        impact_s, heading = impact
+        depths = history.segment_depth_m[-1]
+        s = int(np.argmax(depths))
+        heading = xy[approach][-1] - xy[approach][0]
+        heading = heading / max(float(np.linalg.norm(heading)), 1e-9)
+        if depths[s] < 0 or heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or _jumped(t, xy, since_s=stood_s - rules.collision_approach_s):
+            return []
         for other in current:
-            if other is history or not other.is_vehicle:
+            if other is history or not other.is_vehicle or len(other.t_s) < 2 or other.segment_depth_m[-1, s] < 0:
                 continue
-            rel = other.xy_m[-1] - stop_xy
-            along = abs(float(rel @ heading))
-            lateral = abs(float(rel[0] * heading[1] - rel[1] * heading[0]))
-            reach_m = max(history.length_m, other.length_m) + rules.contact_margin_m
-            if along > reach_m or lateral > rules.lane_halfwidth_m:
+            if _jumped(other.t_s, other.xy_m, since_s=stood_s - rules.collision_approach_s):
                 continue
             if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - rules.collision_confirm_s, end_s=now_s) > 1.0:
                 continue
-            depths = history.segment_depth_m[-1]
-            s = int(np.argmax(depths))
+            contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s, end_s=now_s)
+            if contact_s is None:
+                continue
             pair = sorted([history.track_id, other.track_id])
-            raised = self._raise_once("collision", pair, lambda s=s, pair=pair: self._incident(
-                "collision", s, pair, start_s=impact_s, frame_ts=frame_ts, xy_m=stop_xy))
+            raised = self._raise_once("collision", pair, lambda s=s, pair=pair, c=contact_s: self._incident(
+                "collision", s, pair, start_s=c, frame_ts=frame_ts, xy_m=stop_xy))
             for incident in raised:
                 self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
             return raised
         return []
+
+    def _contact_s(self, history: _History, other: _History, heading: np.ndarray, *, start_s: float, end_s: float) -> float | None:
+        """First time in [start_s, end_s] the two footprints meet in one lane, None if they never do."""
+        rules = self.rules
+        keep = (history.t_s >= max(start_s, other.t_s[0])) & (history.t_s <= min(end_s, other.t_s[-1]))
+        if keep.sum() < 2:
+            return None
+        times = history.t_s[keep]
+        mine = moving_median(history.xy_m)[keep]
+        others = moving_median(other.xy_m)
+        theirs = np.stack([np.interp(times, other.t_s, others[:, 0]), np.interp(times, other.t_s, others[:, 1])], axis=1)
+        rel = theirs - mine
+        along = rel @ heading
+        lateral = np.abs(rel[:, 0] * heading[1] - rel[:, 1] * heading[0])
+        same_lane = lateral <= rules.lane_halfwidth_m
+        reach_m = min(history.length_m, other.length_m) + rules.contact_margin_m
+        touching = same_lane & (np.abs(along) <= reach_m)
+        ahead_before = same_lane & (along > 0)
+        drove_in = same_lane & (along <= 0) & (np.maximum.accumulate(ahead_before))
+        meeting = np.flatnonzero(touching | drove_in)
+        return float(times[meeting[0]]) if meeting.size else None
 
     def _pedestrian_rule(self, history: _History, now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules

@@ -189,10 +189,20 @@ def illegal_stopping_case(stop_s: float):
 
 
 def queue_at_red_case():
+    """Cars arriving one after the other (7 m apart, as they would queue) and standing in both lanes."""
     return {
-        i: ("car", drive(speed_kmh=36, seconds=45, x_m=x, stop_at_s={y: 100.0}))
+        i: ("car", drive(speed_kmh=36, seconds=45, x_m=x, y0_m=y - 53.0, stop_at_s={y: 100.0}))
         for i, (x, y) in enumerate([(LEFT_X_M, 53.0), (LEFT_X_M, 46.0), (LEFT_X_M, 39.0), (RIGHT_X_M, 53.0), (RIGHT_X_M, 46.0)])
     }
+
+
+def jam_case():
+    """Standing traffic in both lanes with no signal in view: a jam, not stopped vehicles."""
+    cars = {
+        i: ("car", drive(speed_kmh=36, seconds=40, x_m=x, y0_m=y - 48.0, stop_at_s={y: 100.0}))
+        for i, (x, y) in enumerate([(LEFT_X_M, 48.0), (LEFT_X_M, 41.0), (RIGHT_X_M, 50.0), (RIGHT_X_M, 43.0)])
+    }
+    return {**cars, 10: ("car", drive(speed_kmh=15, seconds=40, x_m=RIGHT_X_M, y0_m=-20.0, stop_at_s={36.0: 100.0}))}
 
 
 def collision_case(*, abrupt: bool):
@@ -253,6 +263,7 @@ def test_rule_fires_once_within_goal(name):
 
 NEAR_MISSES = {
     "queue_at_red_is_not_stopped": (queue_at_red_case, 45, always("r")),
+    "jam_is_not_stopped": (jam_case, 40, None),
     "short_stop_in_no_stopping_zone": (lambda: illegal_stopping_case(20.0), 50, None),
     "limit_plus_5_is_not_speeding": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, 6, None),
