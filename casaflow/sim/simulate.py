@@ -91,7 +91,7 @@ def simulate(scenario: Scenario, *, seed: int, out_dir: Path, progress: Progress
         scenario, city.recording.object_ids, city.recording.object_cls, results, out_dir / "truth" / "frames.parquet"
     )
     write_table(city.windows, SEGMENT_SCHEMA, out_dir / "truth" / "segments.parquet")
-    incidents = city.incidents
+    incidents = visible_incidents(city.incidents, inventory)
     _write_incidents(scenario, incidents, out_dir / "truth" / "incidents.parquet")
 
     total_frames = sum(result.frames for result in results.values())
@@ -109,6 +109,13 @@ def simulate(scenario: Scenario, *, seed: int, out_dir: Path, progress: Progress
         render_fps_per_core=total_frames / max(render_seconds, 1e-9),
         size_bytes=_folder_size(out_dir),
     )
+
+
+def visible_incidents(incidents: list, inventory: Inventory) -> list:
+    """The incidents a camera can see: a red light only where the camera's inventory has the stop line
+    with its signal head in view (without it the signal state cannot be read)."""
+    watched = {(line.segment_id, camera.id) for camera in inventory.cameras for line in camera.stop_lines}
+    return [i for i in incidents if i.type != "red_light" or (i.segment_id, i.camera_id) in watched]
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,19 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
     for incident in city.incidents:
         assert incident.segment_id in cameras[incident.camera_id]
         assert 0 <= incident.start_s <= incident.end_s <= 300
+
+
+def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
+    from casaflow.inventory import load_inventory
+    from casaflow.sim.simulate import visible_incidents
+    from casaflow.sim.traffic import TruthIncident
+
+    inventory = load_inventory(tiny_city / "cameras.yaml")
+    camera = inventory.cameras[0]
+    watched = {line.segment_id for line in camera.stop_lines}
+    unwatched = [s.id for s in camera.segments if s.id not in watched]
+    incidents = [TruthIncident("speeding", camera.id, camera.segments[0].id, 1.0, 2.0, ("v1",))]
+    incidents += [TruthIncident("red_light", camera.id, segment_id, 3.0, 3.0, ("v2",)) for segment_id in [*watched, *unwatched]]
+    kept = visible_incidents(incidents, inventory)
+    assert [i.type for i in kept] == ["speeding"] + ["red_light"] * len(watched)
+    assert all(i.segment_id in watched for i in kept if i.type == "red_light")
