@@ -1,7 +1,9 @@
 """Traffic-engineering classifications shared by the truth, the pipeline and the scorer."""
 
 LOS_THRESHOLDS = ((0.80, "A"), (0.67, "B"), (0.50, "C"), (0.40, "D"), (0.30, "E"))
-JAM_THRESHOLDS = ((0.90, "free"), (0.75, "heavy"), (0.25, "slow"), (0.10, "queuing"))
+QUEUING_BELOW_RATIO = 0.25
+"""Speed ratio below which traffic is queuing or stationary: a jam."""
+JAM_THRESHOLDS = ((0.90, "free"), (0.75, "heavy"), (QUEUING_BELOW_RATIO, "slow"), (0.10, "queuing"))
 
 
 def level_of_service(speed_ratio: float | None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from casaflow.measures import QUEUING_BELOW_RATIO
+
 
 class IncidentRules(BaseModel):
     """Thresholds of the incident rules: the inventory's `incident_rules` for the city, which a camera's own
@@ -35,7 +37,7 @@ class IncidentRules(BaseModel):
     pedestrian_margin_m: float = Field(default=0.3, ge=0, le=5, description="depth inside the lanes that counts")
     crossing_clearance_m: float = Field(default=6.0, ge=0, le=50, description="pedestrians this close to a stop line are at a crossing")
     illegal_stopping_s: float | None = Field(default=None, gt=0, le=3600, description="overrides the zones' max_stop_s")
-    congestion_ratio: float = Field(default=0.25, gt=0, le=1, description="speed ratio below which a segment is congested")
+    congestion_ratio: float = Field(default=QUEUING_BELOW_RATIO, gt=0, le=1, description="speed ratio below which a segment is congested")
     congestion_early_s: float = Field(default=8.0, ge=0, le=3600, description="window time before a running estimate may raise")
     congestion_min_vehicle_s: float = Field(default=20.0, ge=0, le=3600, description="vehicle-seconds a running estimate needs")
     window_s: float = Field(default=60.0, gt=0, le=3600, description="measurement window, as the SegmentMeter's")

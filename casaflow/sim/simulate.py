@@ -23,7 +23,7 @@ import pyarrow as pa
 from casaflow.geo import LocalFrame
 from casaflow.history import SEGMENT_SCHEMA, TRUTH_FRAME_SCHEMA, TRUTH_INCIDENT_SCHEMA, write_table
 from casaflow.inventory import Inventory, save_inventory
-from casaflow.measures import jam_class, level_of_service
+from casaflow.measures import QUEUING_BELOW_RATIO, jam_class, level_of_service
 from casaflow.sim.cameras import CameraPlan, inventory_camera, plan_cameras
 from casaflow.sim.demand import write_routes
 from casaflow.sim.kinematic import stage_kinematic
@@ -148,7 +148,8 @@ def simulate_traffic(scenario: Scenario, *, seed: int, work_dir: Path, progress:
     tracks, scripted = stage_kinematic(kinematic_specs, plans, traffic.recording, str(network.net_path), seed=seed)
     windows = _segment_rows(scenario, plans, traffic)
     incidents = sorted(
-        traffic.incidents + scripted + _congestion(scenario, windows), key=lambda i: (i.start_s, i.camera_id)
+        traffic.incidents + scripted + _congestion(scenario, windows, traffic.steps, _speed_limits_kmh(plans)),
+        key=lambda i: (i.start_s, i.camera_id),
     )
     return SimulatedCity(
         network=network, plans=plans, recording=traffic.recording.with_objects(tracks), windows=windows,
@@ -259,8 +260,18 @@ def _segment_rows(scenario: Scenario, plans: list[CameraPlan], traffic: TrafficR
     return rows
 
 
-def _congestion(scenario: Scenario, windows: dict[str, list]) -> list[TruthIncident]:
-    """A congestion incident for each run of consecutive windows in the queuing or stationary class."""
+CONGESTION_ONSET_S = 10.0
+"""Trailing time over which the truth dates a jam's onset inside its first congested window."""
+
+
+def _congestion(scenario: Scenario, windows: dict[str, list], steps: dict[str, np.ndarray],
+                limits_kmh: dict[str, float]) -> list[TruthIncident]:
+    """A congestion incident for each run of consecutive windows in the queuing or stationary class.
+
+    It starts when the space-mean speed over the trailing `CONGESTION_ONSET_S` first falls into those
+    classes inside the run's first window (at the window's start for a jam already there when the recording
+    began, or one that never dips that low over 10 s), and ends with the run's last window.
+    """
     jammed: dict[tuple[str, str], list[float]] = {}
     for segment_id, camera_id, end, ratio in zip(
         windows["segment_id"], windows["camera_id"], windows["window_end"], windows["speed_ratio"]
@@ -274,9 +285,26 @@ def _congestion(scenario: Scenario, windows: dict[str, list]) -> list[TruthIncid
         for k in range(1, len(ends) + 1):
             if k == len(ends) or ends[k] - ends[k - 1] > scenario.window_s:
                 start_s = ends[run_start] - scenario.window_s
+                if start_s > 0:
+                    start_s = _onset_s(steps[segment_id], limits_kmh[segment_id], start_s, start_s + scenario.window_s)
                 incidents.append(TruthIncident("congestion", camera_id, segment_id, start_s, ends[k - 1], ()))
                 run_start = k
     return incidents
+
+
+def _onset_s(steps: np.ndarray, limit_kmh: float, window_start_s: float, window_end_s: float) -> float:
+    """First time in the window when the trailing space-mean speed ratio is in the queuing class or below."""
+    t_s, vehicle_s, metres = steps[:, 0], np.cumsum(steps[:, 1]), np.cumsum(steps[:, 2])
+    for i in np.flatnonzero((t_s >= window_start_s + CONGESTION_ONSET_S) & (t_s < window_end_s)):
+        j = int(np.searchsorted(t_s, t_s[i] - CONGESTION_ONSET_S))
+        occupied_s = vehicle_s[i] - vehicle_s[j]
+        if occupied_s > 0 and (metres[i] - metres[j]) / occupied_s * 3.6 / limit_kmh < QUEUING_BELOW_RATIO:
+            return float(t_s[i])
+    return window_start_s
+
+
+def _speed_limits_kmh(plans: list[CameraPlan]) -> dict[str, float]:
+    return {view.segment_id: view.speed_limit_kmh for plan in plans for view in plan.segments}
 
 
 def _write_incidents(scenario: Scenario, incidents: list[TruthIncident], path: Path) -> None:

@@ -191,6 +191,8 @@ class TrafficResult:
     incidents: list[TruthIncident]
     windows: dict[tuple[str, int], WindowTotals]
     """(segment_id, window index since the recording start) -> totals."""
+    steps: dict[str, np.ndarray]
+    """segment_id -> (steps, 3) rows of `t_s, vehicle_seconds, metres_travelled` per simulation step."""
 
 
 def run_traffic(
@@ -293,6 +295,7 @@ class _Run:
         self.lane_index: dict[str, int] = {}
         self.incidents: list[TruthIncident] = []
         self.windows: dict[tuple[str, int], WindowTotals] = {}
+        self.steps: dict[str, list[tuple[float, float, float]]] = {segment_id: [] for segment_id in views}
         self.counted: dict[str, set[str]] = {segment_id: set() for segment_id in views}
         self.in_zone: dict[str, dict[str, list[float]]] = {segment_id: {} for segment_id in views}
         self.red_watch: dict[str, tuple[CameraPlan, str]] = {}
@@ -404,7 +407,8 @@ class _Run:
             signal_ids=self.signal_ids,
             signal_states=signal_states,
         )
-        return TrafficResult(recording=recording, incidents=self.incidents, windows=self.windows)
+        steps = {segment_id: np.asarray(rows, np.float64).reshape(-1, 3) for segment_id, rows in self.steps.items()}
+        return TrafficResult(recording=recording, incidents=self.incidents, windows=self.windows, steps=steps)
 
     def _subscribe(self, variables: list[int]) -> None:
         for vehicle in libsumo.simulation.getDepartedIDList():
@@ -488,10 +492,14 @@ class _Run:
                         totals.crossings += 1
                 inside = libsumo.lanearea.getLastStepVehicleIDs(f"e2|{segment_id}|{lane_id}")
                 present.setdefault(segment_id, set()).update(inside)
+            step_vehicle_s = step_metres = 0.0
             for vehicle in present.get(segment_id, ()):
                 speed = vehicles[vehicle][c.VAR_SPEED] if vehicle in vehicles else 0.0
-                totals.vehicle_seconds += self.dt_s
-                totals.metres_travelled += speed * self.dt_s
+                step_vehicle_s += self.dt_s
+                step_metres += speed * self.dt_s
+            totals.vehicle_seconds += step_vehicle_s
+            totals.metres_travelled += step_metres
+            self.steps[segment_id].append((t_s, step_vehicle_s, step_metres))
         self._speeding(t_s, vehicles)
         self._red_lights(t_s, vehicles)
         self._collisions(t_s, vehicles)

@@ -130,3 +130,17 @@ def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
     kept = visible_incidents(incidents, inventory)
     assert [i.type for i in kept] == ["speeding"] + ["red_light"] * len(watched)
     assert all(i.segment_id in watched for i in kept if i.type == "red_light")
+
+
+def test_congestion_truth_dates_the_onset_inside_the_window():
+    import numpy as np
+
+    from casaflow.sim.simulate import CONGESTION_ONSET_S, _onset_s
+
+    dt_s, limit_kmh = 0.04, 36.0
+    t_s = np.arange(0, 120, dt_s)
+    speed_mps = np.where(t_s < 75.0, 9.0, 0.3)
+    steps = np.stack([t_s, np.full_like(t_s, 3 * dt_s), 3 * speed_mps * dt_s], axis=1)
+    onset_s = _onset_s(steps, limit_kmh, 60.0, 120.0)
+    assert 75.0 < onset_s <= 75.0 + CONGESTION_ONSET_S
+    assert _onset_s(np.stack([t_s, np.full_like(t_s, dt_s), 9.0 * dt_s * np.ones_like(t_s)], axis=1), limit_kmh, 60.0, 120.0) == 60.0
