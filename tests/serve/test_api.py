@@ -41,6 +41,7 @@ def test_health_and_dashboard():
     assert client().get("/healthz").json() == {"status": "ok"}
     page = client().get("/")
     assert page.status_code == 200 and "/api/v1/congestion" in page.text
+    assert "/api/v1/alerts/stream" in page.text and "snapshot_url" in page.text and "clip_url" in page.text
 
 
 def test_cameras_and_congestion():
