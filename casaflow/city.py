@@ -115,7 +115,8 @@ class HistoryWriter:
         """Write what is buffered as one new part; returns the number of rows written."""
         if not self._buffer:
             return 0
-        columns = {name: [getattr(w, name) for w in self._buffer] for name in SEGMENT_SCHEMA.names}
+        rows = [w.as_row() for w in self._buffer]
+        columns = {name: [row[name] for row in rows] for name in SEGMENT_SCHEMA.names}
         table = pa.table(columns, schema=SEGMENT_SCHEMA)
         path = self.segments_dir / f"part-{self._part:06d}.parquet"
         temporary = path.with_suffix(".tmp")

@@ -12,6 +12,12 @@ CLASS_NAMES: tuple[str, ...] = ("car", "bus", "truck", "motorcycle", "bicycle", 
 
 CLASS_IDS: dict[str, int] = {name: index for index, name in enumerate(CLASS_NAMES)}
 
+TYPICAL_LENGTH_M: tuple[float, ...] = (4.5, 12.0, 8.0, 2.2, 1.8, 0.5)
+"""Typical ground length of each class of `CLASS_NAMES`, metres (footprints, line occupancy)."""
+
+VEHICLE_CLASSES: tuple[str, ...] = CLASS_NAMES[:5]
+"""The classes that are counted as vehicles (all but pedestrians)."""
+
 
 @dataclass(frozen=True, eq=False)
 class Detections:

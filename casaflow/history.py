@@ -17,8 +17,18 @@ SEGMENT_SCHEMA = pa.schema(
         ("density_vpkm", pa.float64()),
         ("speed_ratio", pa.float64()),
         ("los", pa.string()),
+        ("occupancy", pa.float64()),
+        ("car_count", pa.int64()),
+        ("bus_count", pa.int64()),
+        ("truck_count", pa.int64()),
+        ("motorcycle_count", pa.int64()),
+        ("bicycle_count", pa.int64()),
     ]
 )
+"""DESIGN.md's segment history, then (appended, so readers of the contract's columns are unaffected):
+`occupancy` (mean share of the window a lane's count line is covered by a vehicle, 0..1, as a loop
+detector measures it) and the count line's crossings per vehicle class (`<class>_count`, summing to
+`vehicle_count`)."""
 
 TRUTH_INCIDENT_SCHEMA = pa.schema(
     [

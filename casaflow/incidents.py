@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from casaflow.detections import CLASS_IDS, Detections
+from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import apply_homography
 from casaflow.inventory import Camera
@@ -74,8 +74,6 @@ SEVERITY: MappingProxyType = MappingProxyType(
 )
 """Default severity by type: 1 low, 2 medium, 3 high."""
 
-VEHICLE_LENGTH_M: tuple[float, ...] = (4.5, 12.0, 8.0, 2.2, 1.8, 0.5)
-"""Typical ground length per class of `CLASS_NAMES`, for footprint contact."""
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
 MAX_PLAUSIBLE_SPEED_MPS = 25.0
@@ -333,7 +331,7 @@ class _History:
 
     @property
     def length_m(self) -> float:
-        return VEHICLE_LENGTH_M[self.class_id]
+        return TYPICAL_LENGTH_M[self.class_id]
 
 
 @dataclass
@@ -686,21 +684,23 @@ class IncidentDetector:
         return False
 
     def _jammed(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
-        """Whether segment s is congested, or traffic in its other lanes stands too near stop_xy: a jam, not
-        a lone stopped vehicle that traffic drives around."""
-        if s in self._congestion:
-            return True
+        """Whether traffic ahead of stop_xy stands too, in its lane or the next ones: a jam. A broken-down
+        vehicle holds up the traffic behind and beside it, but the road ahead of it is clear. On a congested
+        segment, a vehicle too near the end of the view for that to be seen counts as jammed."""
         rules = self.rules
         direction = self._segment_dir_xy[s]
+        visible_ahead_m = float(((self._segment_zone_xy[s] - stop_xy) @ direction).max())
+        if s in self._congestion and visible_ahead_m < rules.jam_reach_m:
+            return True
         for other in current:
             if other is history or not other.is_vehicle or other.segment_depth_m[-1, s] < 0:
                 continue
             rel = other.xy_m[-1] - stop_xy
-            along = abs(float(rel @ direction))
+            along = float(rel @ direction)
             lateral = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
-            if lateral <= rules.lane_halfwidth_m or along > rules.jam_reach_m:
+            if not 0.5 < along <= rules.jam_reach_m or lateral > 5 * rules.lane_halfwidth_m:
                 continue
-            if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < 1.0:
+            if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < rules.jam_speed_mps:
                 return True
         return False
 

@@ -6,17 +6,21 @@ The measures follow the history contract (DESIGN.md):
 - `mean_speed_kmh`: space-mean speed = distance travelled along the segment's direction by vehicles in
   the zone / the time they spent in it (Edie's definitions). Summing displacements makes the jitter of a
   box's ground point telescope: it only counts at the ends of a track, not at every frame;
-- `density_vpkm`: time-mean number of vehicles in the zone per km of zone (all lanes).
+- `density_vpkm`: time-mean number of vehicles in the zone per km of zone (all lanes);
+- `occupancy`: time vehicles spend over the count line (ground anchor within half a typical length of the
+  class from it, inside the zone) / (window x lanes): the mean lane occupancy a loop detector would give;
+- `<class>_count`: the crossings by class (the track's class at the crossing). Segments are one travel
+  direction each, so counts are per direction; a track crossing against the direction is not counted.
 Windows are aligned to multiples of `window_s` since the epoch.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from casaflow.detections import CLASS_IDS, Detections
+from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, VEHICLE_CLASSES, Detections
 from casaflow.geometry import apply_homography
 from casaflow.inventory import Camera, Segment
 from casaflow.measures import level_of_service
@@ -40,9 +44,14 @@ class SegmentWindow:
     density_vpkm: float
     speed_ratio: float | None
     los: str
+    occupancy: float = 0.0
+    class_counts: tuple[int, ...] = (0,) * len(VEHICLE_CLASSES)
+    """Crossings per class of `VEHICLE_CLASSES`."""
 
     def as_row(self) -> dict:
-        return dict(self.__dict__)
+        row = {k: v for k, v in self.__dict__.items() if k != "class_counts"}
+        row.update({f"{name}_count": count for name, count in zip(VEHICLE_CLASSES, self.class_counts)})
+        return row
 
 
 @dataclass
@@ -50,6 +59,8 @@ class _Totals:
     crossings: int = 0
     vehicle_seconds: float = 0.0
     metres: float = 0.0
+    line_seconds: float = 0.0
+    class_counts: list[int] = field(default_factory=lambda: [0] * len(VEHICLE_CLASSES))
 
 
 class _SegmentGeometry:
@@ -59,6 +70,7 @@ class _SegmentGeometry:
         self.line_uv = np.asarray(segment.count_line, dtype=np.float64)
         bearing = math.radians(segment.direction_deg)
         self.direction_xy = np.array([math.sin(bearing), math.cos(bearing)])
+        self.line_mid_xy = apply_homography(image_to_ground, self.line_uv).mean(axis=0)
         self.image_to_ground = image_to_ground
 
 
@@ -91,7 +103,7 @@ class SegmentMeter:
             ).astype(np.float64)
             ground_xy = apply_homography(self._homography, anchors_uv)
             for geometry in self._segments:
-                self._measure_segment(geometry, vehicles.tracker_id, anchors_uv, ground_xy, t_s, dt_s)
+                self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s, dt_s)
             for track_id, uv, xy in zip(vehicles.tracker_id.tolist(), anchors_uv, ground_xy):
                 self._last[track_id] = (t_s, uv, xy)
         self._forget(t_s)
@@ -105,21 +117,25 @@ class SegmentMeter:
         self._window_end = None
         return closed
 
-    def _measure_segment(self, geometry, track_ids, anchors_uv, ground_xy, t_s: float, dt_s: float) -> None:
+    def _measure_segment(self, geometry, track_ids, class_ids, anchors_uv, ground_xy, t_s: float, dt_s: float) -> None:
         totals = self._totals[geometry.segment.id]
         inside = points_in_polygon(anchors_uv, geometry.zone_uv)
         counted = self._counted[geometry.segment.id]
+        from_line_m = np.abs((ground_xy - geometry.line_mid_xy) @ geometry.direction_xy)
         for k, track_id in enumerate(track_ids.tolist()):
             previous = self._last.get(track_id)
             fresh = previous is not None and t_s - previous[0] <= MAX_GAP_S
-            if inside[k]:
-                totals.vehicle_seconds += dt_s if fresh else 0.0
-                if fresh:
-                    along_m = float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
-                    totals.metres += along_m
+            if inside[k] and fresh:
+                totals.vehicle_seconds += dt_s
+                totals.metres += float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
+                if from_line_m[k] <= TYPICAL_LENGTH_M[class_ids[k]] / 2:
+                    totals.line_seconds += dt_s
             if fresh and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
-                counted[track_id] = t_s
-                totals.crossings += 1
+                along_m = float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
+                if along_m > 0:
+                    counted[track_id] = t_s
+                    totals.crossings += 1
+                    totals.class_counts[class_ids[k]] += 1
 
     def _advance(self, ts: datetime) -> list[SegmentWindow]:
         closed: list[SegmentWindow] = []
@@ -150,6 +166,8 @@ class SegmentMeter:
                     density_vpkm=totals.vehicle_seconds / self.window_s / (segment.length_m / 1000.0),
                     speed_ratio=ratio,
                     los=level_of_service(ratio),
+                    occupancy=min(totals.line_seconds / (self.window_s * max(segment.lanes, 1)), 1.0),
+                    class_counts=tuple(totals.class_counts),
                 )
             )
             self._totals[segment.id] = _Totals()

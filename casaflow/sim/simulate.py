@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from casaflow.detections import VEHICLE_CLASSES
 from casaflow.geo import LocalFrame
 from casaflow.history import SEGMENT_SCHEMA, TRUTH_FRAME_SCHEMA, TRUTH_INCIDENT_SCHEMA, write_table
 from casaflow.inventory import Inventory, save_inventory
@@ -257,6 +258,9 @@ def _segment_rows(scenario: Scenario, plans: list[CameraPlan], traffic: TrafficR
                 rows["density_vpkm"].append(vehicle_seconds / window_s / (view.length_m / 1000.0))
                 rows["speed_ratio"].append(ratio)
                 rows["los"].append(level_of_service(ratio))
+                rows["occupancy"].append(min(totals.loop_seconds / (window_s * len(view.lane_ids)), 1.0) if totals else 0.0)
+                for cls in VEHICLE_CLASSES:
+                    rows[f"{cls}_count"].append(totals.class_crossings.get(cls, 0) if totals else 0)
     return rows
 
 

@@ -11,7 +11,7 @@ import contextlib
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +183,9 @@ class WindowTotals:
     crossings: int = 0
     vehicle_seconds: float = 0.0
     metres_travelled: float = 0.0
+    loop_seconds: float = 0.0
+    """Time the count loops were occupied, summed over the lanes."""
+    class_crossings: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -448,7 +451,7 @@ class _Run:
         index = self.object_index.get(object_id)
         if index is not None:
             return index
-        cls = type_id.split("@")[0] if type_id.split("@")[0] in SHAPES else "car"
+        cls = _vehicle_class(type_id)
         shape = SHAPES[cls]
         rng = np.random.default_rng([self.colour_seed, len(self.object_index)])
         scale = rng.uniform(0.92, 1.08)
@@ -486,10 +489,14 @@ class _Run:
             totals = self.windows.setdefault((segment_id, window), WindowTotals())
             counted = self.counted[segment_id]
             for lane_id in view.lane_ids:
-                for vehicle in libsumo.inductionloop.getLastStepVehicleIDs(f"e1|{segment_id}|{lane_id}"):
+                loop_id = f"e1|{segment_id}|{lane_id}"
+                totals.loop_seconds += libsumo.inductionloop.getLastStepOccupancy(loop_id) / 100.0 * self.dt_s
+                for vehicle in libsumo.inductionloop.getLastStepVehicleIDs(loop_id):
                     if vehicle not in counted:
                         counted.add(vehicle)
                         totals.crossings += 1
+                        cls = _vehicle_class(libsumo.vehicle.getTypeID(vehicle))
+                        totals.class_crossings[cls] = totals.class_crossings.get(cls, 0) + 1
                 inside = libsumo.lanearea.getLastStepVehicleIDs(f"e2|{segment_id}|{lane_id}")
                 present.setdefault(segment_id, set()).update(inside)
             step_vehicle_s = step_metres = 0.0
@@ -756,3 +763,9 @@ class _Run:
                 staged.vehicle = vehicle
                 return True
         return False
+
+
+def _vehicle_class(type_id: str) -> str:
+    """Our class of a SUMO vehicle type id (`car@taxi` -> car); unknown types are cars."""
+    cls = type_id.split("@")[0]
+    return cls if cls in SHAPES else "car"

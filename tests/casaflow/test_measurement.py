@@ -117,6 +117,30 @@ def test_counts_each_vehicle_once_and_ignores_pedestrians():
     assert walkers.vehicle_count == 0 and walkers.mean_speed_kmh is None and walkers.los == "A"
 
 
+@pytest.mark.parametrize("cls", ["car", "bus", "bicycle"])
+def test_class_counts_and_occupancy(cls):
+    (window,) = run({1: constant(36.0), 2: [None] * 50 + constant(36.0)}, cls=cls, seconds=59.9)
+    row = window.as_row()
+    assert row[f"{cls}_count"] == window.vehicle_count == 2
+    assert sum(row[f"{name}_count"] for name in ("car", "bus", "truck", "motorcycle", "bicycle")) == 2
+    length_m = {"car": 4.5, "bus": 12.0, "bicycle": 1.8}[cls]
+    expected = 2 * (length_m / 10.0) / (60.0 * 2)
+    assert window.occupancy == pytest.approx(expected, abs=2 * 0.2 / 120)
+
+
+def test_a_vehicle_standing_on_the_line_occupies_it():
+    standing = [(4.5, 37.5)] * int(59 * FPS)
+    (window,) = run({1: standing}, seconds=59.9)
+    assert window.occupancy == pytest.approx(59.0 / (60 * 2), abs=0.01)
+    assert window.vehicle_count == 0
+
+
+def test_crossing_against_the_direction_is_not_counted():
+    backwards = [(4.5, 60.0 - 36 / 3.6 * k / FPS) for k in range(int(10 * FPS))]
+    (window,) = run({1: backwards}, seconds=20)
+    assert window.vehicle_count == 0
+
+
 def test_windows_align_to_the_epoch():
     windows = run({1: constant(40, seconds=150)}, seconds=150)
     assert [w.window_end for w in windows] == [START + timedelta(seconds=s) for s in (60, 120, 180)]
