@@ -27,7 +27,9 @@ from casaflow.measures import level_of_service
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
 MAX_GAP_S = 2.0
-"""Longer gaps between two sightings of a track are not bridged by speed or count."""
+"""Longer gaps between two sightings of a track are not bridged by speed or density."""
+COUNT_MAX_GAP_S = 10.0
+"""A track seen before the count line and again after it within this long crossed it (occluded meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ class SegmentMeter:
                 totals.metres += float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
                 if from_line_m[k] <= TYPICAL_LENGTH_M[class_ids[k]] / 2:
                     totals.line_seconds += dt_s
-            if fresh and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
+            recent = previous is not None and t_s - previous[0] <= COUNT_MAX_GAP_S
+            if recent and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
                 along_m = float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
                 if along_m > 0:
                     counted[track_id] = t_s
