@@ -117,3 +117,23 @@ def test_alert_stream_http_headers_and_bad_last_event_id(aggregator):
     client = TestClient(create_app(aggregator))
     assert client.get("/api/v1/alerts/stream", headers={"Last-Event-ID": "yesterday"}).status_code == 400
     assert client.get("/api/v1/alerts/stream", params={"after": -1}).status_code == 422
+
+
+def test_a_restarted_aggregator_loses_nothing(ray_session, inventory_path, tmp_path, cameras):
+    from actors.aggregator import Aggregator
+
+    store = str(tmp_path / "store")
+    first = Aggregator.options(num_cpus=0.01).remote(str(inventory_path), None, store_dir=store)
+    incident = make_incident(cameras[0].id, "collision", 0)
+    ray_session.get(first.submit.remote([], [], [incident]))
+    ray_session.get(first.transition.remote(incident.incident_id, "dispatched", "operator 7"))
+    events = ray_session.get(first.events_since.remote(0))
+    ray_session.kill(first)
+    second = Aggregator.options(num_cpus=0.01).remote(str(inventory_path), None, store_dir=store)
+    try:
+        assert ray_session.get(second.events_since.remote(0)) == events
+        assert ray_session.get(second.incident.remote(incident.incident_id))["status"] == "dispatched"
+        ray_session.get(second.submit.remote([], [], [incident]))
+        assert len(ray_session.get(second.incidents.remote({}))) == 1
+    finally:
+        ray_session.kill(second)
