@@ -6,8 +6,9 @@ inventory's zones, mapped once from the image to the ground:
   above the limit plus `speeding_tolerance_kmh`; starts at zone entry;
 - `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone;
   starts at zone entry;
-- `red_light`: the ground anchor crosses a stop line (and goes `red_light_past_m` beyond it) while the
-  signal, read from its image region or an external feed, is red; starts at the crossing;
+- `red_light`: the (moving-median) ground anchor crosses a stop line at `red_light_min_speed_mps` or more
+  and goes `red_light_past_m` beyond it while the signal, read from its image region or an external feed,
+  is red; starts at the crossing (a queue standing at the line jitters across it without moving);
 - `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while other traffic moves past
   it, with no stationary vehicle just ahead in its lane (a queue) and no red signal holding it; starts
   when it stood;
@@ -78,6 +79,8 @@ SEVERITY: MappingProxyType = MappingProxyType(
 PEDESTRIAN = CLASS_IDS["pedestrian"]
 MAX_PLAUSIBLE_SPEED_MPS = 25.0
 """A track step faster than this (90 km/h in a city) is an identity switch, not motion."""
+SMOOTHING_LAG = 2
+"""Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
 MIN_HEADING_COS = 0.8
 """A vehicle's motion within about 37 degrees of a segment's direction travels along it."""
 
@@ -596,8 +599,10 @@ class IncidentDetector:
 
     def _red_light(self, history: _History, frame_ts: datetime) -> list[Incident]:
         raised = []
+        settled = len(history.t_s) - SMOOTHING_LAG
+        smooth_xy = moving_median(history.xy_m)[:settled]
         for k, line in enumerate(self._stop_lines):
-            offset = history.stop_offset_m[:, k]
+            offset = moving_median(history.stop_offset_m[:, k : k + 1])[:settled, 0]
             if len(offset) < 2 or offset[-1] < self.rules.red_light_past_m:
                 continue
             behind = np.flatnonzero(offset < 0)
@@ -613,6 +618,8 @@ class IncidentDetector:
             if not -margin <= lateral <= 1 + margin:
                 continue
             if self._state_at(line, history.t_s[i + 1]) != "r":
+                continue
+            if path_speed_mps(history.t_s[:settled], smooth_xy, start_s=crossing_s - 1.0, end_s=crossing_s + 1.0) < self.rules.red_light_min_speed_mps:
                 continue
             crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
             raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(

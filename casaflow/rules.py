@@ -29,6 +29,7 @@ class IncidentRules(BaseModel):
     contact_margin_m: float = Field(default=0.3, ge=0, le=5, description="added to the shorter vehicle's length for footprints to meet")
     wrong_way_distance_m: float = Field(default=10.0, gt=0, le=200, description="distance against the segment's direction")
     wrong_way_margin_m: float = Field(default=0.8, ge=0, le=5, description="depth inside the zone that counts")
+    red_light_min_speed_mps: float = Field(default=3.0, ge=0, le=30, description="speed through the stop line that makes a crossing")
     red_light_past_m: float = Field(default=2.0, ge=0, le=20, description="distance beyond the stop line that confirms a crossing")
     signal_stale_s: float = Field(default=2.0, gt=0, le=30, description="a signal reading older than this is unknown")
     signal_min_contrast: float = Field(default=30.0, gt=0, le=500, description="lit lamp score over the next lamp (Y + |U-128| + |V-128|)")

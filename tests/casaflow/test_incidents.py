@@ -274,6 +274,9 @@ NEAR_MISSES = {
     "stopping_at_red": (lambda: {1: ("car", drive(speed_kmh=36, seconds=20, stop_at_s={53.0: 100.0}))}, 20,
                         red_after(3.0)),
     "normal_braking_behind_stopped_car": (lambda: collision_case(abrupt=False), 25, None),
+    "queue_jittering_across_the_line_on_red": (
+        lambda: {1: ("car", drive(speed_kmh=36, seconds=20, y0_m=STOP_Y_M - 40.0, stop_at_s={STOP_Y_M - 0.5: 100.0})
+                     [:50] + [(LEFT_X_M, STOP_Y_M + (2.8 if k % 3 == 0 else -0.5)) for k in range(50)])}, 20, always("r")),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
