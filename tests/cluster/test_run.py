@@ -63,7 +63,7 @@ def test_replay_with_the_packaged_detector(ray_session, tiny_city, tmp_path):
     from cluster.launch import LaunchOptions, launch, shutdown
 
     options = LaunchOptions(
-        cameras_per_group=2, group_cpus=0.25, detector_cpus=0.5, api=False, port=18124, max_batch_frames=16,
+        cameras_per_group=2, group_cpus=0.25, detector_cpus=0.5, api=False, port=18124, max_batch_frames=16, window_s=30.0,
         detector={"device": "cpu", "num_threads": 1},
     )
     city = None
