@@ -132,7 +132,7 @@ def write_case(tmp_path, *, with_incidents=True):
     for camera in ("cam01", "cam02"):
         for k in (1, 2):
             for name, value in zip(SEGMENT_SCHEMA.names, (f"{camera}.a", camera, at(60 * k), 60.0, 5, 300.0, 40.0,
-                                                          10.0, 0.8, "B")):
+                                                          10.0, 0.8, "B", 0.05, 5, 0, 0, 0, 0)):
                 windows[name].append(value)
     write_table(windows, SEGMENT_SCHEMA, truth_dir / "truth" / "segments.parquet")
     write_table(windows, SEGMENT_SCHEMA, results / "segments" / "part-0.parquet")
