@@ -115,11 +115,11 @@ class Aggregator:
             return None
         history = [{"kind": e.kind, "by": e.by, "at": e.at} for e in self.book.history(incident_id)]
         clip_path, snapshot_path = self.evidence.paths(found.incident_id)
-        return {**self._row(found), "end_ts": found.end_ts, "has_clip": clip_path is not None,
+        return {**self._row(found), "has_clip": clip_path is not None,
                 "has_snapshot": snapshot_path is not None, "history": history}
 
     def _row(self, incident: Incident) -> dict:
-        return {**incident.as_row(), "district": self.district_of.get(incident.camera_id, "")}
+        return {**incident.as_row(), "end_ts": incident.end_ts, "district": self.district_of.get(incident.camera_id, "")}
 
     def _book_filters(self, filters: dict) -> dict:
         """API filters -> `IncidentBook.list` arguments (a district becomes its cameras)."""

@@ -63,6 +63,7 @@ def test_lifecycle_over_http(ray_session, aggregator, cameras):
     assert client.post(f"{url}/acknowledge", json={"by": "  "}).status_code == 422
     assert client.post(f"{url}/acknowledge", json={}).status_code == 422
     assert client.post(f"{url}/explode", json={"by": "x"}).status_code == 422
+    assert client.get("/api/v1/incidents").json()["data"][0]["end_ts"] is None
     assert client.get(f"{url}/clip").status_code == 404
     assert client.get(f"{url}/video").status_code == 422
 
