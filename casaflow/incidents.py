@@ -252,10 +252,10 @@ def moving_median(xy: np.ndarray, *, window: int = 5) -> np.ndarray:
     return np.median(views, axis=-1)
 
 
-def stationary_start(xy_m: np.ndarray, *, radius_m: float) -> int:
-    """Index of the first point of the trailing stationary run: every (smoothed) point within radius_m of
-    the last one from there on. Equal to len(xy_m) - 1 for a moving track."""
-    smooth = moving_median(xy_m)
+def stationary_start(xy_m: np.ndarray, *, radius_m: float, smoothed: bool = False) -> int:
+    """Index of the first point of the trailing stationary run: every (moving-median) point within radius_m
+    of the last one from there on. Equal to len(xy_m) - 1 for a moving track. `smoothed`: xy_m already is."""
+    smooth = xy_m if smoothed else moving_median(xy_m)
     distance = np.linalg.norm(smooth - smooth[-1], axis=1)
     return min(trailing_run_start(distance <= radius_m), len(xy_m) - 1)
 
@@ -327,6 +327,14 @@ class _History:
     stop_lateral: np.ndarray
     """(n, stop lines) position along each stop line, 0..1 between its ends."""
     last_seen_s: float = 0.0
+    _smooth_xy_m: np.ndarray | None = None
+
+    @property
+    def smooth_xy_m(self) -> np.ndarray:
+        """Moving median of `xy_m`, computed once per new point and shared by every rule."""
+        if self._smooth_xy_m is None:
+            self._smooth_xy_m = moving_median(self.xy_m)
+        return self._smooth_xy_m
 
     @property
     def is_vehicle(self) -> bool:
@@ -535,6 +543,7 @@ class IncidentDetector:
         history.no_stopping_depth_m = np.concatenate([history.no_stopping_depth_m[keep], nostop])
         history.stop_offset_m = np.concatenate([history.stop_offset_m[keep], offset])
         history.stop_lateral = np.concatenate([history.stop_lateral[keep], lateral])
+        history._smooth_xy_m = None
 
     def _forget(self, now_s: float) -> None:
         for track_id in [t for t, h in self._histories.items() if now_s - h.last_seen_s > self.rules.forget_s]:
@@ -599,11 +608,14 @@ class IncidentDetector:
 
     def _red_light(self, history: _History, frame_ts: datetime) -> list[Incident]:
         raised = []
+        if ("red_light", history.track_id) in self._raised:
+            return raised
         settled = len(history.t_s) - SMOOTHING_LAG
-        smooth_xy = moving_median(history.xy_m)[:settled]
         for k, line in enumerate(self._stop_lines):
+            if settled < 2 or history.stop_offset_m[max(settled - 3, 0) : settled + 2, k].max() < self.rules.red_light_past_m:
+                continue  # the last settled median comes from these points: none is past the line
             offset = moving_median(history.stop_offset_m[:, k : k + 1])[:settled, 0]
-            if len(offset) < 2 or offset[-1] < self.rules.red_light_past_m:
+            if offset[-1] < self.rules.red_light_past_m:
                 continue
             behind = np.flatnonzero(offset < 0)
             if not behind.size:
@@ -619,7 +631,8 @@ class IncidentDetector:
                 continue
             if self._state_at(line, history.t_s[i + 1]) != "r":
                 continue
-            if path_speed_mps(history.t_s[:settled], smooth_xy, start_s=crossing_s - 1.0, end_s=crossing_s + 1.0) < self.rules.red_light_min_speed_mps:
+            if path_speed_mps(history.t_s[:settled], history.smooth_xy_m[:settled], start_s=crossing_s - 1.0,
+                              end_s=crossing_s + 1.0) < self.rules.red_light_min_speed_mps:
                 continue
             crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
             raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(
@@ -629,7 +642,7 @@ class IncidentDetector:
     def _stationary_rules(self, history: _History, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules
         t, xy = history.t_s, history.xy_m
-        k = stationary_start(xy, radius_m=rules.still_radius_m)
+        k = stationary_start(history.smooth_xy_m, radius_m=rules.still_radius_m, smoothed=True)
         stood_s = float(t[k])
         standing_s = now_s - stood_s
         if standing_s <= 0 or now_s - t[-1] > MAX_GAP_S:
@@ -782,8 +795,8 @@ class IncidentDetector:
         if keep.sum() < 2:
             return None
         times = history.t_s[keep]
-        mine = moving_median(history.xy_m)[keep]
-        others = moving_median(other.xy_m)
+        mine = history.smooth_xy_m[keep]
+        others = other.smooth_xy_m
         theirs = np.stack([np.interp(times, other.t_s, others[:, 0]), np.interp(times, other.t_s, others[:, 1])], axis=1)
         rel = theirs - mine
         along = rel @ heading

@@ -126,19 +126,18 @@ class SegmentMeter:
         from_line_m = np.abs((ground_xy - geometry.line_mid_xy) @ geometry.direction_xy)
         for k, track_id in enumerate(track_ids.tolist()):
             previous = self._last.get(track_id)
-            fresh = previous is not None and t_s - previous[0] <= MAX_GAP_S
-            if inside[k] and fresh:
+            if previous is None or t_s - previous[0] > COUNT_MAX_GAP_S:
+                continue
+            along_m = float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
+            if inside[k] and t_s - previous[0] <= MAX_GAP_S:
                 totals.vehicle_seconds += dt_s
-                totals.metres += float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
+                totals.metres += along_m
                 if from_line_m[k] <= TYPICAL_LENGTH_M[class_ids[k]] / 2:
                     totals.line_seconds += dt_s
-            recent = previous is not None and t_s - previous[0] <= COUNT_MAX_GAP_S
-            if recent and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
-                along_m = float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
-                if along_m > 0:
-                    counted[track_id] = t_s
-                    totals.crossings += 1
-                    totals.class_counts[class_ids[k]] += 1
+            if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
+                counted[track_id] = t_s
+                totals.crossings += 1
+                totals.class_counts[class_ids[k]] += 1
 
     def _advance(self, ts: datetime) -> list[SegmentWindow]:
         closed: list[SegmentWindow] = []
