@@ -30,6 +30,12 @@ MAX_GAP_S = 2.0
 """Longer gaps between two sightings of a track are not bridged by speed or density."""
 COUNT_MAX_GAP_S = 10.0
 """A track seen before the count line and again after it within this long crossed it (occluded meanwhile)."""
+STITCH_RADIUS_M = 4.0
+"""A new track within this (plus STITCH_SPREAD of the predicted travel) of a lost track's constant-velocity
+prediction continues it."""
+STITCH_SPREAD = 0.3
+STITCH_LATERAL_M = 2.5
+"""Sideways offset (across the segment) beyond which a new track is another lane's vehicle."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class SegmentMeter:
         self._window_end: datetime | None = None
         self._totals = {s.id: _Totals() for s in camera.segments}
         self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+        self._velocity_xy: dict[int, np.ndarray] = {}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
         self._last_ts: float | None = None
 
@@ -107,6 +114,11 @@ class SegmentMeter:
             for geometry in self._segments:
                 self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s, dt_s)
             for track_id, uv, xy in zip(vehicles.tracker_id.tolist(), anchors_uv, ground_xy):
+                previous = self._last.get(track_id)
+                if previous is not None and 0 < t_s - previous[0] <= MAX_GAP_S:
+                    step = (xy - previous[2]) / (t_s - previous[0])
+                    before = self._velocity_xy.get(track_id)
+                    self._velocity_xy[track_id] = step if before is None else 0.7 * before + 0.3 * step
                 self._last[track_id] = (t_s, uv, xy)
         self._forget(t_s)
         return closed
@@ -126,7 +138,11 @@ class SegmentMeter:
         from_line_m = np.abs((ground_xy - geometry.line_mid_xy) @ geometry.direction_xy)
         for k, track_id in enumerate(track_ids.tolist()):
             previous = self._last.get(track_id)
-            if previous is None or t_s - previous[0] > COUNT_MAX_GAP_S:
+            if previous is None:
+                if inside[k] and (ground_xy[k] - geometry.line_mid_xy) @ geometry.direction_xy > 0:
+                    self._stitch(geometry, track_id, int(class_ids[k]), ground_xy[k], t_s, track_ids)
+                continue
+            if t_s - previous[0] > COUNT_MAX_GAP_S:
                 continue
             along_m = float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
             if inside[k] and t_s - previous[0] <= MAX_GAP_S:
@@ -138,6 +154,38 @@ class SegmentMeter:
                 counted[track_id] = t_s
                 totals.crossings += 1
                 totals.class_counts[class_ids[k]] += 1
+
+    def _stitch(self, geometry, track_id: int, class_id: int, xy: np.ndarray, t_s: float, current_ids: np.ndarray) -> None:
+        """A track born past the count line: find the lost track it continues (the nearest constant-velocity
+        prediction, in the lane, behind it); if that one was lost before the line, it crossed unseen."""
+        counted = self._counted[geometry.segment.id]
+        direction = geometry.direction_xy
+        best, best_miss_m = None, math.inf
+        for other, (seen_s, uv, last_xy) in self._last.items():
+            gap_s = t_s - seen_s
+            if not 0 < gap_s <= COUNT_MAX_GAP_S or other in current_ids or not points_in_polygon(uv[None], geometry.zone_uv)[0]:
+                continue
+            velocity = self._velocity_xy.get(other, np.zeros(2))
+            predicted = last_xy + velocity * gap_s
+            offset = xy - predicted
+            lateral_m = abs(float(offset[0] * direction[1] - offset[1] * direction[0]))
+            miss_m = float(np.linalg.norm(offset))
+            if (
+                lateral_m <= STITCH_LATERAL_M
+                and float((xy - last_xy) @ direction) >= 0
+                and miss_m <= STITCH_RADIUS_M + STITCH_SPREAD * float(np.linalg.norm(velocity)) * gap_s
+                and miss_m < best_miss_m
+            ):
+                best, best_miss_m = other, miss_m
+        if best is None:
+            return
+        if best in counted or float((self._last[best][2] - geometry.line_mid_xy) @ direction) >= 0:
+            counted[track_id] = t_s  # the vehicle was counted, or never behind the line: not again
+            return
+        counted[best] = counted[track_id] = t_s
+        totals = self._totals[geometry.segment.id]
+        totals.crossings += 1
+        totals.class_counts[class_id] += 1
 
     def _advance(self, ts: datetime) -> list[SegmentWindow]:
         closed: list[SegmentWindow] = []
@@ -180,6 +228,7 @@ class SegmentMeter:
         stale = [track_id for track_id, (seen_s, _, _) in self._last.items() if t_s - seen_s > 30.0]
         for track_id in stale:
             del self._last[track_id]
+            self._velocity_xy.pop(track_id, None)
         for counted in self._counted.values():
             for track_id in [t for t, when in counted.items() if t_s - when > 600.0]:
                 del counted[track_id]

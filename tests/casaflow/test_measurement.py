@@ -135,6 +135,29 @@ def test_a_vehicle_standing_on_the_line_occupies_it():
     assert window.vehicle_count == 0
 
 
+def split(path, *, hidden_from_y_m: float, hidden_s: float) -> tuple[list, list]:
+    """A path seen as two tracks: the first until it reaches hidden_from_y_m, the second `hidden_s` later."""
+    k = next(i for i, p in enumerate(path) if p[1] >= hidden_from_y_m)
+    resume = k + int(hidden_s * FPS)
+    return path[:k], [None] * resume + path[resume:]
+
+
+def test_a_vehicle_hidden_while_it_crosses_is_counted_once():
+    before, after = split(constant(36.0, seconds=20), hidden_from_y_m=34.0, hidden_s=1.0)
+    (window,) = run({1: before, 2: after}, seconds=20)
+    assert window.vehicle_count == 1
+
+
+def test_stitching_neither_double_counts_nor_takes_another_lane():
+    before, after = split(constant(36.0, seconds=20), hidden_from_y_m=45.0, hidden_s=1.0)
+    (window,) = run({1: before, 2: after}, seconds=20)
+    assert window.vehicle_count == 1, "counted on crossing; its continuation is not another vehicle"
+    lost, _ = split(constant(36.0, seconds=20), hidden_from_y_m=36.0, hidden_s=1.0)
+    other_lane = [None] * int(3.8 * FPS) + constant(36.0, start_y_m=38.5, x_m=7.5, seconds=10)
+    (window,) = run({1: lost, 2: other_lane}, seconds=20)
+    assert window.vehicle_count == 0, "a vehicle born in the next lane does not continue the lost one"
+
+
 def test_crossing_against_the_direction_is_not_counted():
     backwards = [(4.5, 60.0 - 36 / 3.6 * k / FPS) for k in range(int(10 * FPS))]
     (window,) = run({1: backwards}, seconds=20)
