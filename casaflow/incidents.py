@@ -4,24 +4,28 @@ Every rule reads the tracks' ground trajectories (metres, the camera's homograph
 inventory's zones, mapped once from the image to the ground:
 - `speeding`: space-mean speed along the segment, fitted over at least `speeding_distance_m` of its zone,
   above the limit plus `speeding_tolerance_kmh`; starts at zone entry;
-- `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone;
-  starts at zone entry;
+- `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone,
+  at `wrong_way_min_speed_mps` or more and without an identity switch; starts at zone entry;
 - `red_light`: the (moving-median) ground anchor crosses a stop line at `red_light_min_speed_mps` or more
   and goes `red_light_past_m` beyond it while the signal, read from its image region or an external feed,
   is red; starts at the crossing (a queue standing at the line jitters across it without moving);
 - `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while other traffic moves past
-  it, with no stationary vehicle just ahead in its lane (a queue) and no red signal holding it; starts
-  when it stood;
+  it, with no stationary vehicle just ahead in its lane (a queue), no standing traffic ahead (a jam) and
+  no red signal holding it for the last `stopped_clear_s` (a queue ahead that loses its track for a
+  moment does not make a breakdown); starts when it stood;
 - `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`; starts at the stop
   plus the allowed time;
 - `collision`: a vehicle that arrived moving (`collision_min_speed_mps` over `collision_approach_s`) and
   stands with its footprint meeting another standing vehicle's in the same lane (closer than the shorter
   vehicle's length plus `contact_margin_m`, or having driven into it); starts at the contact;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
-  `pedestrian_min_s`; starts when it stepped in;
+  `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist); starts
+  when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
-  classes), raised early from a running estimate inside the window and confirmed or ended by the closed
-  windows; starts at the first window's start, ends at the end of the last congested window.
+  classes), raised early from a running estimate inside the window (on a signalised approach only once
+  the estimate spans a green phase: every red stands the queue still) and confirmed or ended by the closed
+  windows; ends at the first closed window at or above `congestion_end_ratio` (hysteresis, so a segment
+  hovering at the threshold raises one incident, not one per window); starts at the first window's start.
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ SEVERITY: MappingProxyType = MappingProxyType(
 PEDESTRIAN = CLASS_IDS["pedestrian"]
 MAX_PLAUSIBLE_SPEED_MPS = 25.0
 """A track step faster than this (90 km/h in a city) is an identity switch, not motion."""
+MAX_ACCELERATION_MPS2 = 6.0
+"""Harder than a car accelerates: a step beyond the previous speed plus this (and jitter) is a leap."""
+GROUND_JITTER_M = 2.0
+"""Noise of a box's ground point on a distant object, metres."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
 MIN_HEADING_COS = 0.8
@@ -280,13 +288,20 @@ def path_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: 
 
 
 def _jumped(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float) -> bool:
-    """Whether the track leaps faster than any road user since `since_s`: an identity switch, whose
-    trajectory mixes two objects."""
+    """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
+    speed over the step before allows (a standing car cannot be 10 m away 0.8 s later). Either is an
+    identity switch, whose trajectory mixes two objects."""
     keep = t_s >= since_s
-    if keep.sum() < 2:
+    first = max(int(np.argmax(keep)) - 1, 0) if keep.any() else len(t_s)
+    if len(t_s) - first < 2:
         return False
-    steps = np.linalg.norm(np.diff(xy_m[keep], axis=0), axis=1) / np.maximum(np.diff(t_s[keep]), 1e-6)
-    return bool((steps > MAX_PLAUSIBLE_SPEED_MPS).any())
+    dt = np.maximum(np.diff(t_s[first:]), 1e-6)
+    step_m = np.linalg.norm(np.diff(xy_m[first:], axis=0), axis=1)
+    speed = step_m / dt
+    before_mps = np.concatenate([[np.inf], speed[:-1]])
+    reach_m = before_mps * dt + 0.5 * MAX_ACCELERATION_MPS2 * dt**2 + GROUND_JITTER_M
+    leaps = (speed > MAX_PLAUSIBLE_SPEED_MPS) | (step_m > reach_m)
+    return bool(leaps[t_s[first + 1:] >= since_s].any())
 
 
 def local_frame_for(camera: Camera) -> LocalFrame:
@@ -405,6 +420,8 @@ class IncidentDetector:
         self._open: dict[tuple[str, int], _Open] = {}
         self._running = [_Running() for _ in camera.segments]
         self._congestion: dict[int, Incident] = {}
+        self._clear_since_s: dict[int, float] = {}
+        """Per standing track: since when no queue, jam or signal has held it (stopped-vehicle debounce)."""
 
     def _stop_line_geometry(self, line) -> _StopLineGeometry:
         ends = apply_homography(self._homography, np.asarray(line.line, np.float64))
@@ -548,6 +565,7 @@ class IncidentDetector:
     def _forget(self, now_s: float) -> None:
         for track_id in [t for t, h in self._histories.items() if now_s - h.last_seen_s > self.rules.forget_s]:
             del self._histories[track_id]
+            self._clear_since_s.pop(track_id, None)
             for key in [k for k in self._raised if k[1] == track_id]:
                 self._raised.discard(key)
 
@@ -594,17 +612,30 @@ class IncidentDetector:
                     raised += self._raise_once("speeding", [history.track_id], lambda s=s, run=run, e=excess_kmh: self._incident(
                         "speeding", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1],
                         severity=2 if e > rules.speeding_tolerance_kmh + 20 else 1))
-            deep = history.segment_depth_m[run:, s] >= rules.wrong_way_margin_m
-            if deep.sum() >= 2:
-                deep_along = along[deep]
-                travelled_m = deep_along[-1] - deep_along[0]
-                if travelled_m <= -rules.wrong_way_distance_m and fitted_speed_mps(t[run:][deep], deep_along) < 0:
-                    raised += self._raise_once("wrong_way", [history.track_id], lambda s=s, run=run: self._incident(
-                        "wrong_way", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1]))
+            if self._wrong_way(history, s, run, along):
+                raised += self._raise_once("wrong_way", [history.track_id], lambda s=s, run=run: self._incident(
+                    "wrong_way", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1]))
         raised += self._red_light(history, frame_ts)
         if len(t) >= 2:
             raised += self._stationary_rules(history, current, now_s, frame_ts)
         return raised
+
+    def _wrong_way(self, history: _History, s: int, run: int, along: np.ndarray) -> bool:
+        """Whether the track drove `wrong_way_distance_m` against segment `s` (inside its zone), at
+        `wrong_way_min_speed_mps` or faster and without an identity switch: a queue whose ids slide back
+        from car to car moves backwards slowly, and in leaps."""
+        rules = self.rules
+        deep = history.segment_depth_m[run:, s] >= rules.wrong_way_margin_m
+        if deep.sum() < 2:
+            return False
+        deep_t, deep_along = history.t_s[run:][deep], along[deep]
+        behind = np.flatnonzero(deep_along - deep_along[-1] >= rules.wrong_way_distance_m)
+        if not behind.size:
+            return False
+        since_s = float(deep_t[behind[-1]])
+        if deep_t[-1] - since_s > rules.wrong_way_distance_m / rules.wrong_way_min_speed_mps:
+            return False
+        return not _jumped(history.t_s, history.xy_m, since_s=since_s)
 
     def _red_light(self, history: _History, frame_ts: datetime) -> list[Incident]:
         raised = []
@@ -634,6 +665,8 @@ class IncidentDetector:
             if path_speed_mps(history.t_s[:settled], history.smooth_xy_m[:settled], start_s=crossing_s - 1.0,
                               end_s=crossing_s + 1.0) < self.rules.red_light_min_speed_mps:
                 continue
+            if _jumped(history.t_s, history.xy_m, since_s=crossing_s - 1.0):
+                continue  # an identity switch carried the track over the line
             crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
             raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(
                 "red_light", line.segment_index, [history.track_id], start_s=c, frame_ts=frame_ts, xy_m=xy))
@@ -661,12 +694,17 @@ class IncidentDetector:
                 raised += self._raise_stationary("illegal_stopping", s, history, start_s=stood_s + allowed_s,
                                                  frame_ts=frame_ts, stop_xy=stop_xy)
         depths = history.segment_depth_m[-1]
-        if in_no_stopping or standing_s < rules.stopped_vehicle_s or depths.max() < 0:
+        if in_no_stopping or standing_s < rules.stopped_vehicle_s - rules.stopped_clear_s or depths.max() < 0:
+            self._clear_since_s.pop(history.track_id, None)
             return raised
         if any(("collision", history.track_id) == key for key in self._raised):
             return raised
         s = int(np.argmax(depths))
         if self._queued(history, current, s, stop_xy, now_s) or self._jammed(history, current, s, stop_xy, now_s):
+            self._clear_since_s.pop(history.track_id, None)
+            return raised
+        clear_since_s = self._clear_since_s.setdefault(history.track_id, now_s)
+        if standing_s < rules.stopped_vehicle_s or now_s - clear_since_s < rules.stopped_clear_s:
             return raised
         if self._passers(history, current, s, stop_xy, stood_s) < rules.min_passing_vehicles:
             return raised
@@ -761,15 +799,22 @@ class IncidentDetector:
         standing_s = now_s - stood_s
         if not rules.collision_confirm_s <= standing_s <= rules.collision_confirm_s + 10.0:
             return []
-        approach = (t >= stood_s - rules.collision_approach_s) & (t <= stood_s)
-        if approach.sum() < 2 or path_speed_mps(t, xy, start_s=stood_s - rules.collision_approach_s, end_s=stood_s) < rules.collision_min_speed_mps:
+        approach = np.flatnonzero((t >= stood_s - rules.collision_approach_s) & (t <= stood_s))
+        if len(approach) < 2:
             return []
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))
-        heading = xy[approach][-1] - xy[approach][0]
-        heading = heading / max(float(np.linalg.norm(heading)), 1e-9)
-        if depths[s] < 0 or heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or _jumped(t, xy, since_s=stood_s - rules.collision_approach_s):
+        first, last = approach[0], approach[-1]
+        travel_xy = history.smooth_xy_m[last] - history.smooth_xy_m[first]
+        travel_m = float(np.linalg.norm(travel_xy))
+        if depths[s] < 0 or travel_m < rules.collision_min_speed_mps * max(t[last] - t[first], 1e-6):
+            return []  # the net (median-filtered) travel: a jittering box of a creeping bus has a long path
+        heading = travel_xy / travel_m
+        if heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or _jumped(t, xy, since_s=stood_s - rules.collision_approach_s):
             return []
+        along = history.smooth_xy_m[approach] @ self._segment_dir_xy[s]
+        if (np.maximum.accumulate(along) - along).max() > rules.still_radius_m:
+            return []  # went backwards on the way in: two objects' track (an identity switch), not a striker
         for other in current:
             if other is history or not other.is_vehicle or len(other.t_s) < 2 or other.segment_depth_m[-1, s] < 0:
                 continue
@@ -807,13 +852,17 @@ class IncidentDetector:
         ahead_before = same_lane & (along > 0)
         drove_in = same_lane & (along <= 0) & (np.maximum.accumulate(ahead_before))
         meeting = np.flatnonzero(touching | drove_in)
-        return float(times[meeting[0]]) if meeting.size else None
+        if not meeting.size or abs(along[-1]) > history.length_m + other.length_m + rules.contact_margin_m:
+            return None  # after an impact both stand where they met; anchors that crossed long ago were lanes apart
+        return float(times[meeting[0]])
 
     def _pedestrian_rule(self, history: _History, now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules
         depth_now = history.segment_depth_m[-1]
         if now_s - history.t_s[-1] > MAX_GAP_S:
             return []
+        if path_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - 1.0, end_s=now_s) > rules.pedestrian_max_speed_mps:
+            return []  # faster than anyone on foot: a cyclist taken for a pedestrian
         for line in self._stop_lines:
             rel = history.xy_m[-1] - line.start_xy_m
             along = float(np.clip(rel @ line.unit_xy, 0, line.length_m))
@@ -851,6 +900,7 @@ class IncidentDetector:
                 and now_s - window_start_s >= rules.congestion_early_s
                 and running.vehicle_s >= max(rules.congestion_min_vehicle_s, 1e-9)
                 and max(running.metres, 0.0) / running.vehicle_s * 3.6 / self._limits_kmh[s] < rules.congestion_ratio
+                and self._discharged_since(s, window_start_s, now_s)
             ):
                 out.append(self._raise_congestion(s, window_start_s, frame_ts))
         by_id = {segment_id: s for s, segment_id in enumerate(self._segment_ids)}
@@ -859,15 +909,24 @@ class IncidentDetector:
             if s is None:
                 continue
             ratio = window.speed_ratio
-            congested = ratio is not None and ratio < rules.congestion_ratio
             window_start_s = window.window_end.timestamp() - window.window_s
-            if congested and s not in self._congestion:
+            if s not in self._congestion and ratio is not None and ratio < rules.congestion_ratio:
                 out.append(self._raise_congestion(s, window_start_s, frame_ts))
-            elif not congested and s in self._congestion:
+            elif s in self._congestion and (ratio is None or ratio >= rules.congestion_end_ratio):
                 incident = self._congestion.pop(s)
                 end_s = max(window_start_s, incident.start_ts.timestamp())
                 out.append(replace(incident, end_ts=datetime.fromtimestamp(end_s, tz=timezone.utc)))
         return out
+
+    def _discharged_since(self, s: int, start_s: float, now_s: float) -> bool:
+        """Whether segment s's queues have had a green phase to discharge since start_s: a red phase stands
+        every signalised approach still, so a running estimate there means a jam only once a green (and
+        `queue_discharge_s` after it) is inside it. True for a segment without a readable signal."""
+        readings = [(t, state) for line in self._stop_lines if line.segment_index == s
+                    for t, state in line.states if start_s <= t <= now_s and state is not None]
+        if not readings:
+            return True
+        return any(state == "g" and t <= now_s - self.rules.queue_discharge_s for t, state in readings)
 
     def _raise_congestion(self, s: int, start_s: float, frame_ts: datetime) -> Incident:
         centre = self._segment_zone_xy[s].mean(axis=0)

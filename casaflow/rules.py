@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from casaflow.measures import QUEUING_BELOW_RATIO
 
@@ -15,6 +15,7 @@ class IncidentRules(BaseModel):
 
     still_radius_m: float = Field(default=1.5, gt=0, le=10, description="a track within this radius is stationary")
     stopped_vehicle_s: float = Field(default=6.0, gt=0, le=600, description="standing this long in a lane is a stopped vehicle")
+    stopped_clear_s: float = Field(default=3.0, ge=0, le=600, description="no queue, jam or red signal ahead for this long before raising a stopped vehicle")
     passing_speed_mps: float = Field(default=3.0, gt=0, le=30, description="a vehicle passing a stopped one moves at least this fast")
     min_passing_vehicles: int = Field(default=1, ge=0, le=20, description="vehicles that must pass a stopped vehicle (0: none)")
     queue_gap_m: float = Field(default=12.0, gt=0, le=50, description="a stationary vehicle this close ahead in the lane makes a queue")
@@ -28,6 +29,7 @@ class IncidentRules(BaseModel):
     collision_confirm_s: float = Field(default=1.0, ge=0, le=30, description="both must stand this long after the impact")
     contact_margin_m: float = Field(default=0.3, ge=0, le=5, description="added to the shorter vehicle's length for footprints to meet")
     wrong_way_distance_m: float = Field(default=10.0, gt=0, le=200, description="distance against the segment's direction")
+    wrong_way_min_speed_mps: float = Field(default=2.0, gt=0, le=40, description="speed against the direction over that distance")
     wrong_way_margin_m: float = Field(default=0.8, ge=0, le=5, description="depth inside the zone that counts")
     red_light_min_speed_mps: float = Field(default=3.0, ge=0, le=30, description="speed through the stop line that makes a crossing")
     red_light_past_m: float = Field(default=2.0, ge=0, le=20, description="distance beyond the stop line that confirms a crossing")
@@ -36,15 +38,25 @@ class IncidentRules(BaseModel):
     speeding_tolerance_kmh: float = Field(default=10.0, ge=0, le=100, description="speed over the limit that is tolerated")
     speeding_distance_m: float = Field(default=20.0, gt=0, le=500, description="minimum measured distance in the zone")
     pedestrian_min_s: float = Field(default=1.0, ge=0, le=60, description="time in the lanes before raising")
+    pedestrian_max_speed_mps: float = Field(default=3.5, gt=0, le=15, description="faster 'pedestrians' are misread cyclists")
     pedestrian_margin_m: float = Field(default=0.3, ge=0, le=5, description="depth inside the lanes that counts")
     crossing_clearance_m: float = Field(default=6.0, ge=0, le=50, description="pedestrians this close to a stop line are at a crossing")
     illegal_stopping_s: float | None = Field(default=None, gt=0, le=3600, description="overrides the zones' max_stop_s")
     congestion_ratio: float = Field(default=QUEUING_BELOW_RATIO, gt=0, le=1, description="speed ratio below which a segment is congested")
+    congestion_end_ratio: float = Field(default=0.30, gt=0, le=1, description="speed ratio at or above which a congestion ends (hysteresis: no flapping at the threshold)")
     congestion_early_s: float = Field(default=8.0, ge=0, le=3600, description="window time before a running estimate may raise")
     congestion_min_vehicle_s: float = Field(default=20.0, ge=0, le=3600, description="vehicle-seconds a running estimate needs")
     window_s: float = Field(default=60.0, gt=0, le=3600, description="measurement window, as the SegmentMeter's")
     history_s: float = Field(default=120.0, ge=10, le=3600, description="seconds of trajectory kept per track")
     forget_s: float = Field(default=30.0, gt=0, le=600, description="a track unseen this long is forgotten")
+
+    @model_validator(mode="after")
+    def _end_above_start(self) -> IncidentRules:
+        if self.congestion_end_ratio < self.congestion_ratio:
+            raise ValueError(
+                f"congestion_end_ratio ({self.congestion_end_ratio}) must be at least congestion_ratio ({self.congestion_ratio})"
+            )
+        return self
 
     def with_overrides(self, overrides: dict[str, float | int | None]) -> IncidentRules:
         """These rules with some fields replaced (validated: an unknown field or a bad value raises)."""

@@ -27,7 +27,7 @@ from casaflow.incidents import (
     stationary_start,
 )
 from casaflow.inventory import Calibration, Camera, NoStoppingZone, Segment, StopLine
-from casaflow.measurement import SegmentMeter
+from casaflow.measurement import SegmentMeter, SegmentWindow
 from casaflow.rules import IncidentRules
 from casaflow.tracking import ByteTracker
 
@@ -205,6 +205,20 @@ def jam_case():
     return {**cars, 10: ("car", drive(speed_kmh=15, seconds=40, x_m=RIGHT_X_M, y0_m=-20.0, stop_at_s={36.0: 100.0}))}
 
 
+def queue_ahead_lost_case():
+    """A car standing in a queue (its head beyond the view) while the other lane flows; the two cars ahead
+    of it in the view drop out of the detections for 1.4 s (a bus passing in front of the camera): still a
+    queue, not a breakdown."""
+    queue = {
+        i: ("car", drive(speed_kmh=36, seconds=40, x_m=RIGHT_X_M, y0_m=y - 48.0, stop_at_s={y: 100.0}))
+        for i, y in [(1, 63.0), (2, 56.0), (3, 49.0)]
+    }
+    for i in (2, 3):
+        queue[i][1][int(25.0 * FPS):int(26.4 * FPS)] = [None] * int(1.4 * FPS)
+    last = drive(speed_kmh=15, seconds=40, x_m=RIGHT_X_M, y0_m=-20.0, stop_at_s={42.0: 100.0})
+    return {**queue, 10: ("car", last), **stream(x_m=LEFT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}
+
+
 def collision_case(*, abrupt: bool):
     leader = drive(speed_kmh=30, seconds=25, y0_m=10.0, stop_at_s={40.0: 100.0})
     follower: Path = []
@@ -264,6 +278,7 @@ def test_rule_fires_once_within_goal(name):
 NEAR_MISSES = {
     "queue_at_red_is_not_stopped": (queue_at_red_case, 45, always("r")),
     "jam_is_not_stopped": (jam_case, 40, None),
+    "queue_ahead_lost_for_a_moment_is_not_stopped": (queue_ahead_lost_case, 40, None),
     "short_stop_in_no_stopping_zone": (lambda: illegal_stopping_case(20.0), 50, None),
     "limit_plus_5_is_not_speeding": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, 6, None),
@@ -277,9 +292,21 @@ NEAR_MISSES = {
     "queue_jittering_across_the_line_on_red": (
         lambda: {1: ("car", drive(speed_kmh=36, seconds=20, y0_m=STOP_Y_M - 40.0, stop_at_s={STOP_Y_M - 0.5: 100.0})
                      [:50] + [(LEFT_X_M, STOP_Y_M + (2.8 if k % 3 == 0 else -0.5)) for k in range(50)])}, 20, always("r")),
+    "queue_ids_sliding_back_is_not_wrong_way": (lambda: queue_id_slide_case(), 20, None),
+    "slow_backward_creep_is_not_wrong_way": (
+        lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=40.0, vy_mps=-1.0, seconds=25))}, 25, None),
+    "cyclist_read_as_pedestrian": (lambda: pedestrian_case(x0_m=LEFT_X_M, vx_mps=0.0, vy_mps=6.0), 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
+
+
+def queue_id_slide_case() -> dict[int, tuple[str, Path]]:
+    """One track hopping back through a standing queue, car by car (an identity switch every 2 s): its
+    ground point moves 7 m against the lane at each switch, 14 m in all, but nobody drives backwards."""
+    fps_per_hop = int(2.0 * FPS)
+    path: Path = [(LEFT_X_M, 50.0 - 7.0 * min(k // fps_per_hop, 2)) for k in range(int(20 * FPS))]
+    return {1: ("car", path)}
 
 
 @pytest.mark.parametrize("name", list(NEAR_MISSES))
@@ -298,6 +325,28 @@ def test_congestion_raised_early_and_ended():
     assert first.start_ts == START
     assert seconds_after_start(first.detected_ts) <= 30.0
     assert len({i.incident_id for i in congestion}) == 1
+
+
+def closed_window(cam: Camera, end_s: float, speed_ratio: float | None) -> SegmentWindow:
+    segment = cam.segments[0]
+    speed_kmh = None if speed_ratio is None else speed_ratio * segment.speed_limit_kmh
+    return SegmentWindow(segment.id, cam.id, START + timedelta(seconds=end_s), 60.0, 10, 600.0, speed_kmh, 80.0,
+                         speed_ratio, "F")
+
+
+def test_congestion_ends_above_the_end_ratio_only():
+    """A segment hovering just above the congestion threshold keeps its one incident (hysteresis)."""
+    cam = camera(stop_line=False, no_stopping=False)
+    detector = IncidentDetector(cam, rules=IncidentRules())
+    events = []
+    for end_s, ratio in [(60, 0.20), (120, 0.27), (180, 0.24), (240, 0.35), (300, 0.20)]:
+        events += detector.update(START + timedelta(seconds=end_s), Detections.empty(), [],
+                                  windows=[closed_window(cam, end_s, ratio)])
+    assert [(seconds_after_start(i.start_ts), i.end_ts is not None) for i in events] == [
+        (0.0, False), (0.0, True), (240.0, False)]
+    assert seconds_after_start(events[1].end_ts) == 180.0
+    with pytest.raises(ValidationError, match="congestion_end_ratio"):
+        IncidentRules(congestion_ratio=0.25, congestion_end_ratio=0.2)
 
 
 def test_red_light_from_the_image():
