@@ -5,8 +5,10 @@ call it with a plain object and `TestClient`; `ApiIngress` is the Serve shell ov
 """
 
 import asyncio
+import bisect
 import inspect
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -27,6 +29,8 @@ ALERT_POLL_S = 0.1
 """How often an alert stream looks for new events: bounds the alert latency the stream adds."""
 ALERT_HEARTBEAT_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream."""
+ALERT_PAGE = 500
+"""Most events one read of the aggregator's log returns."""
 ACTIONS = {"acknowledge": "acknowledged", "dispatch": "dispatched", "resolve": "resolved"}
 EVIDENCE_MEDIA = {"clip": "video/mp4", "snapshot": "image/jpeg"}
 
@@ -79,6 +83,7 @@ async def _call(reader: Any, method: str, *args):
 def create_app(reader: CityReader) -> FastAPI:
     app = FastAPI(title="casaflow", version="0.1.0", description="Live traffic state of the city's cameras.")
     dashboard = (resources.files("serve") / "dashboard.html").read_text()
+    feed = AlertFeed(reader)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -186,7 +191,7 @@ def create_app(reader: CityReader) -> FastAPI:
         if cursor is None:
             cursor = await _call(reader, "last_event_id")
         return StreamingResponse(
-            alert_events(reader, cursor, is_disconnected=request.is_disconnected), media_type="text/event-stream",
+            alert_events(feed, cursor, is_disconnected=request.is_disconnected), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -210,13 +215,56 @@ def create_app(reader: CityReader) -> FastAPI:
     return app
 
 
-async def alert_events(reader: Any, cursor: int, *, is_disconnected=None, poll_s: float = ALERT_POLL_S,
+class AlertFeed:
+    """The API replica's one reader of the aggregator's event log, shared by every open alert stream.
+
+    However many operators' screens are connected, the aggregator is asked for new events at most once per
+    `poll_s` per replica; the streams read the recent events from here. A stream resuming from an event
+    older than what is kept here reads its backlog from the aggregator directly.
+    """
+
+    def __init__(self, reader: Any, *, poll_s: float = ALERT_POLL_S, keep: int = 5000):
+        self.reader = reader
+        self.poll_s = poll_s
+        self.keep = keep
+        self.polls = 0
+        self._events: list[dict] = []
+        self._complete_after: int | None = None
+        """Every event with a larger id is in `_events` (up to the last poll)."""
+        self._polled_at = -math.inf
+        self._lock: asyncio.Lock | None = None
+
+    async def after(self, cursor: int) -> list[dict]:
+        """Up to a page of events with ids above `cursor`, oldest first (empty when there are none yet)."""
+        if self._complete_after is not None and cursor < self._complete_after:
+            return await _call(self.reader, "events_since", cursor, ALERT_PAGE)
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if self._complete_after is None:
+                self._complete_after = cursor
+            if time.monotonic() - self._polled_at >= self.poll_s:
+                await self._poll()
+        start = bisect.bisect_right(self._events, cursor, key=lambda event: event["event_id"])
+        return self._events[start:start + ALERT_PAGE]
+
+    async def _poll(self) -> None:
+        newest = self._events[-1]["event_id"] if self._events else self._complete_after
+        fresh = await _call(self.reader, "events_since", newest, ALERT_PAGE)
+        self.polls += 1
+        self._polled_at = -math.inf if len(fresh) == ALERT_PAGE else time.monotonic()
+        self._events.extend(fresh)
+        if len(self._events) > 2 * self.keep:
+            self._complete_after = self._events[-self.keep - 1]["event_id"]
+            del self._events[:-self.keep]
+
+
+async def alert_events(feed: AlertFeed, cursor: int, *, is_disconnected=None,
                        heartbeat_s: float = ALERT_HEARTBEAT_S) -> AsyncIterator[str]:
     """The SSE text of every event after `cursor`, as they come; ends when the client disconnects."""
     yield "retry: 1000\n\n"
     quiet_since = time.monotonic()
     while not (is_disconnected is not None and await is_disconnected()):
-        events = await _call(reader, "events_since", cursor, 500)
+        events = await feed.after(cursor)
         for event in events:
             cursor = event["event_id"]
             yield f"id: {cursor}\nevent: {event['kind']}\ndata: {json.dumps(event, default=str)}\n\n"
@@ -226,7 +274,7 @@ async def alert_events(reader: Any, cursor: int, *, is_disconnected=None, poll_s
         if time.monotonic() - quiet_since >= heartbeat_s:
             quiet_since = time.monotonic()
             yield ": keep-alive\n\n"
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(feed.poll_s)
 
 
 def _file_name(incident_id: str) -> str:

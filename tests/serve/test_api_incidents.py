@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from casaflow.incidents import Incident
 from casaflow.inventory import load_inventory, save_inventory
-from serve.api import alert_events, create_app
+from serve.api import AlertFeed, alert_events, create_app
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 
@@ -101,17 +101,50 @@ async def take(stream, count: int) -> list[str]:
 def test_alert_stream_resumes_from_last_event_id(ray_session, aggregator, cameras):
     camera = cameras[0].id
     ray_session.get(aggregator.submit.remote([], [], [make_incident(camera, "collision", 0), make_incident(camera, "red_light", 5, track=2)]))
-    first = asyncio.run(take(alert_events(aggregator, 0, poll_s=0.01), 2))
+    first = asyncio.run(take(alert_events(AlertFeed(aggregator, poll_s=0.01), 0), 2))
     assert [m.split("\n")[1] for m in first] == ["event: raised", "event: raised"]
     last_id = int(first[-1].split("\n")[0].removeprefix("id: "))
     # While the client is away: a transition and a new incident; the resumed stream gets exactly those.
     incident_id = make_incident(camera, "collision", 0).incident_id
     ray_session.get(aggregator.transition.remote(incident_id, "acknowledged", "operator 7"))
     ray_session.get(aggregator.submit.remote([], [], [make_incident(camera, "wrong_way", 9, track=3)]))
-    resumed = asyncio.run(take(alert_events(aggregator, last_id, poll_s=0.01), 2))
+    resumed = asyncio.run(take(alert_events(AlertFeed(aggregator, poll_s=0.01), last_id), 2))
     assert [m.split("\n")[1] for m in resumed] == ["event: acknowledged", "event: raised"]
     ids = [int(m.split("\n")[0].removeprefix("id: ")) for m in first + resumed]
     assert ids == sorted(set(ids)) and '"wrong_way"' in resumed[1]
+
+
+class EventLog:
+    """An aggregator's event log, counting how often it is read."""
+
+    def __init__(self, count: int):
+        self.events = [{"event_id": i, "kind": "raised", "incident_id": f"i{i}"} for i in range(1, count + 1)]
+        self.reads = 0
+
+    def events_since(self, event_id: int, limit: int = 500) -> list[dict]:
+        self.reads += 1
+        return [e for e in self.events if e["event_id"] > event_id][:limit]
+
+
+def test_alert_streams_share_one_reader_and_old_cursors_get_their_backlog():
+    log = EventLog(3)
+    feed = AlertFeed(log, poll_s=0.05, keep=2)
+
+    async def screens() -> list[list[str]]:
+        streams = [take(alert_events(feed, 1), 4) for _ in range(20)]
+        async def grow():
+            for i in range(4, 7):
+                await asyncio.sleep(0.03)
+                log.events.append({"event_id": i, "kind": "raised", "incident_id": f"i{i}"})
+        results = await asyncio.gather(*streams, grow())
+        return results[:-1]
+
+    seen = asyncio.run(screens())
+    ids = [[int(m.split("\n")[0].removeprefix("id: ")) for m in stream] for stream in seen]
+    assert ids == [[2, 3, 4, 5]] * 20
+    assert log.reads < 20, "one read per poll for the replica, not one per stream"
+    backlog = asyncio.run(take(alert_events(feed, 0), 6))
+    assert [int(m.split("\n")[0].removeprefix("id: ")) for m in backlog] == [1, 2, 3, 4, 5, 6]
 
 
 def test_alert_stream_http_headers_and_bad_last_event_id(aggregator):
