@@ -1,9 +1,10 @@
 """Incident and infraction detection over one camera's tracks: the rules of DESIGN.md's incident types.
 
 Every rule reads the tracks' ground trajectories (metres, the camera's homography) against the
-inventory's zones, mapped once from the image to the ground:
-- `speeding`: space-mean speed along the segment, fitted over at least `speeding_distance_m` of its zone,
-  above the limit plus `speeding_tolerance_kmh`; starts at zone entry;
+inventory's zones, mapped once from the image to the ground, for the tracks detected at least once with
+`min_track_confidence` (the meter counts fainter tracks too; an alert needs an object someone can see):
+- `speeding`: space-mean speed along the segment, fitted over at least `speeding_distance_m` of its zone
+  without an identity switch, above the limit plus `speeding_tolerance_kmh`; starts at zone entry;
 - `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone,
   at `wrong_way_min_speed_mps` or more and without an identity switch; starts at zone entry;
 - `red_light`: the (moving-median) ground anchor crosses a stop line at `red_light_min_speed_mps` or more
@@ -81,12 +82,14 @@ SEVERITY: MappingProxyType = MappingProxyType(
 
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
-MAX_PLAUSIBLE_SPEED_MPS = 25.0
-"""A track step faster than this (90 km/h in a city) is an identity switch, not motion."""
+MAX_PLAUSIBLE_SPEED_MPS = 45.0
+"""A track step faster than this (160 km/h, twice a city speeder's pace) is an identity switch, not motion."""
 MAX_ACCELERATION_MPS2 = 6.0
 """Harder than a car accelerates: a step beyond the previous speed plus this (and jitter) is a leap."""
 GROUND_JITTER_M = 2.0
 """Noise of a box's ground point on a distant object, metres."""
+LEAP_CONTEXT_STEPS = 3
+"""A step is judged against the fastest of the steps before it (one short step is jitter, not a stop)."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
 MIN_HEADING_COS = 0.8
@@ -289,16 +292,17 @@ def path_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: 
 
 def _jumped(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
-    speed over the step before allows (a standing car cannot be 10 m away 0.8 s later). Either is an
+    speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later). Either is an
     identity switch, whose trajectory mixes two objects."""
     keep = t_s >= since_s
-    first = max(int(np.argmax(keep)) - 1, 0) if keep.any() else len(t_s)
+    first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
         return False
     dt = np.maximum(np.diff(t_s[first:]), 1e-6)
     step_m = np.linalg.norm(np.diff(xy_m[first:], axis=0), axis=1)
     speed = step_m / dt
-    before_mps = np.concatenate([[np.inf], speed[:-1]])
+    padded = np.concatenate([[np.inf] * LEAP_CONTEXT_STEPS, speed[:-1]])
+    before_mps = np.lib.stride_tricks.sliding_window_view(padded, LEAP_CONTEXT_STEPS).max(axis=1)
     reach_m = before_mps * dt + 0.5 * MAX_ACCELERATION_MPS2 * dt**2 + GROUND_JITTER_M
     leaps = (speed > MAX_PLAUSIBLE_SPEED_MPS) | (step_m > reach_m)
     return bool(leaps[t_s[first + 1:] >= since_s].any())
@@ -507,6 +511,8 @@ class IncidentDetector:
     def _ingest(self, tracks: Sequence[Track], now_s: float) -> list[_History]:
         current = []
         for track in tracks:
+            if track.peak_confidence < self.rules.min_track_confidence:
+                continue
             history = self._histories.get(track.track_id)
             last_s = -math.inf if history is None else float(history.t_s[-1]) if len(history.t_s) else -math.inf
             fresh = []
@@ -608,7 +614,7 @@ class IncidentDetector:
             if len(along) >= 2 and along.max() - along.min() >= rules.speeding_distance_m:
                 speed_kmh = fitted_speed_mps(t[run:], along) * 3.6
                 excess_kmh = speed_kmh - self._limits_kmh[s]
-                if excess_kmh > rules.speeding_tolerance_kmh:
+                if excess_kmh > rules.speeding_tolerance_kmh and not _jumped(t, xy, since_s=t[run]):
                     raised += self._raise_once("speeding", [history.track_id], lambda s=s, run=run, e=excess_kmh: self._incident(
                         "speeding", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1],
                         severity=2 if e > rules.speeding_tolerance_kmh + 20 else 1))

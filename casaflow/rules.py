@@ -13,6 +13,7 @@ class IncidentRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    min_track_confidence: float = Field(default=0.6, ge=0, le=1, description="tracks never detected this surely are counted but raise nothing")
     still_radius_m: float = Field(default=1.5, gt=0, le=10, description="a track within this radius is stationary")
     stopped_vehicle_s: float = Field(default=6.0, gt=0, le=600, description="standing this long in a lane is a stopped vehicle")
     stopped_clear_s: float = Field(default=3.0, ge=0, le=600, description="no queue, jam or red signal ahead for this long before raising a stopped vehicle")

@@ -250,6 +250,7 @@ class Track:
         first_ts: UTC time of its first detection.
         last_ts: UTC time of its last matched detection.
         confidence: Confidence of the last matched detection.
+        peak_confidence: Highest confidence of its matched detections (how sure anyone can be it exists).
         ground_trajectory: Bounded deque of `(ts, x_m, y_m)`: the box's bottom centre on the ground (the
             camera's homography), one point per matched frame, covering at most `trajectory_s` seconds.
     """
@@ -268,6 +269,7 @@ class Track:
         self.last_time_s = time_s
         self.predicted_s = time_s
         self.confidence = confidence
+        self.peak_confidence = confidence
         self.class_votes = np.zeros(len(CLASS_NAMES), np.int64)
         self.class_votes[class_id] += 1
         self.ground_trajectory: deque[tuple[datetime, float, float]] = deque(maxlen=max_points)
@@ -317,7 +319,9 @@ class ByteTracker:
             and is the time step when `update` gets no `ts`.
         high_confidence: Detections at or above it are matched first and may start tracks.
         low_confidence: Detections in [low_confidence, high_confidence) only extend tracked objects.
-        new_track_confidence: A detection left unmatched starts a track only at or above it.
+        new_track_confidence: A detection left unmatched starts (or confirms) a track only at or above it;
+            below `high_confidence` too, so a vehicle half hidden all the way past a count line still gets
+            a track. Such a track's `peak_confidence` tells how sure it is.
         minimum_iou: Smallest IoU for a first-stage (and tentative) match.
         minimum_iou_low: Smallest IoU for a second-stage match with a low-confidence detection.
         tentative_buffer_ratio: Buffer (fraction of box size per side) of the IoU used to confirm a
@@ -343,7 +347,7 @@ class ByteTracker:
         frame_rate: float,
         high_confidence: float = 0.5,
         low_confidence: float = 0.1,
-        new_track_confidence: float = 0.6,
+        new_track_confidence: float = 0.4,
         minimum_iou: float = 0.2,
         minimum_iou_low: float = 0.5,
         tentative_buffer_ratio: float = 0.75,
@@ -436,9 +440,10 @@ class ByteTracker:
         pairs, unmatched_pool, unmatched_high = self._match(pool, high, boxes, self.minimum_iou, 0.0)
         matches += pairs
         still_tracked = [t for t in unmatched_pool if t.state == "tracked"]
-        pairs, unmatched_tracked, _ = self._match(still_tracked, low, boxes, self.minimum_iou_low, 0.0)
+        pairs, unmatched_tracked, unmatched_low = self._match(still_tracked, low, boxes, self.minimum_iou_low, 0.0)
         matches += pairs
-        pairs, unmatched_tentative, unborn = self._match(tentative, unmatched_high, boxes, self.minimum_iou,
+        newcomers = np.concatenate([unmatched_high, unmatched_low[confidence[unmatched_low] >= self.new_track_confidence]])
+        pairs, unmatched_tentative, unborn = self._match(tentative, newcomers, boxes, self.minimum_iou,
                                                         self.tentative_buffer_ratio)
         matches += pairs
         missing = [t for t in unmatched_pool if t.state == "lost" or t in unmatched_tracked]
@@ -525,6 +530,7 @@ class ByteTracker:
             track.hits += 1
             track.last_ts, track.last_time_s = ts, time_s
             track.confidence = float(detections.confidence[row])
+            track.peak_confidence = max(track.peak_confidence, track.confidence)
             track.class_votes[detections.class_id[row]] += 1
             if track.state == "lost" or track.hits >= self.minimum_consecutive_frames:
                 track.state = "tracked"

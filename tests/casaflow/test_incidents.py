@@ -137,7 +137,7 @@ def stream(*, x_m: float, speed_kmh: float, every_s: float, seconds: float, y0_m
 
 def run(objects: dict[int, tuple[str, Path]], *, seconds: float, feed: Callable | None = None,
         yuv: Callable[[float], np.ndarray] | None = None, rules: IncidentRules | None = None,
-        cam: Camera | None = None) -> list[Incident]:
+        cam: Camera | None = None, confidence: float = 0.9) -> list[Incident]:
     """objects: id -> (class, per-frame ground position or None). Returns every incident the detector emits."""
     cam = cam or camera()
     tracker = ByteTracker(cam.id, frame_rate=FPS, homography=cam.calibration.image_to_ground)
@@ -150,7 +150,7 @@ def run(objects: dict[int, tuple[str, Path]], *, seconds: float, feed: Callable 
         rows = [(cls, p) for cls, p in rows if p[1] > 3.0]
         detections = Detections(
             xyxy=np.array([box_at(*p, cls) for cls, p in rows], np.float32).reshape(-1, 4),
-            confidence=np.full(len(rows), 0.9),
+            confidence=np.full(len(rows), confidence),
             class_id=np.array([CLASS_IDS[cls] for cls, _ in rows], np.int64),
         )
         tracked = tracker.update(detections, ts)
@@ -417,6 +417,12 @@ def test_stopped_vehicle_ends_when_it_moves_off():
     (end,) = [i for i in incidents if i.end_ts is not None]
     assert end.incident_id == start.incident_id
     assert 22.0 <= seconds_after_start(end.end_ts) <= 26.0
+
+
+def test_a_track_never_seen_clearly_raises_nothing():
+    speeder = {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=65 / 3.6, seconds=6))}
+    assert [i.type for i in run(speeder, seconds=6, confidence=0.65)] == ["speeding"]
+    assert run(speeder, seconds=6, confidence=0.45) == []
 
 
 def test_rules_validate_and_override_per_camera():

@@ -104,6 +104,18 @@ def test_low_confidence_detections_keep_a_track_alive(low_confidence, reported_w
     assert ids[-1] == ids[1] != -1
 
 
+@pytest.mark.parametrize(("confidence", "tracked"), [(0.45, True), (0.35, False)])
+def test_a_vehicle_never_seen_clearly_still_gets_a_track(confidence, tracked):
+    """Half hidden behind the traffic of the near lanes, it never scores high: it is tracked (and counted)
+    from new_track_confidence on, and its peak confidence says how sure that is."""
+    tracker = ByteTracker("cam01", frame_rate=5)
+    ids = [int(tracker.assign(detections([[10 + 8 * k, 50, 60 + 8 * k, 90]], confidence), START + timedelta(seconds=k / 5))[0])
+           for k in range(10)]
+    assert (len(set(ids[2:])) == 1 and ids[-1] != -1) if tracked else ids == [-1] * 10
+    if tracked:
+        assert tracker.confirmed_tracks[0].peak_confidence == pytest.approx(confidence)
+
+
 @pytest.mark.parametrize("buffer_s", [1.0, 3.0])
 def test_a_lost_track_is_pruned_after_its_buffer(buffer_s):
     tracker = ByteTracker("cam01", frame_rate=5, lost_track_buffer_s=buffer_s)
