@@ -51,7 +51,7 @@ class RunningCity:
     runs: list
 
 
-def detector_options(weights: Path | None, device: str) -> dict:
+def detector_options(weights: Path | None, device: str, input_size_wh: tuple[int, int] | None = None) -> dict:
     """DetectorOptions for the deployment, checked here so that a missing file is one clear line."""
     from casaflow.detector.runtime import DEFAULT_WEIGHTS_PATH
 
@@ -59,7 +59,7 @@ def detector_options(weights: Path | None, device: str) -> dict:
     if not path.is_file():
         hint = "" if weights is not None else "; train them with `casaflow train-detector` (docs/model_card.md)"
         raise FileNotFoundError(f"detector weights not found: {path}{hint}")
-    return {"device": device, "weights_path": str(path)}
+    return {"device": device, "weights_path": str(path), "input_size_wh": input_size_wh}
 
 
 def connect(address: str | None, *, num_cpus: int | None = None) -> None:

@@ -8,6 +8,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cluster.commands.options import size_wh
+
 
 def register(subparsers) -> None:
     train = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    train.add_argument("--input-size", type=_size_wh, default=(384, 224), metavar="WxH", help="network input, multiples of 32")
+    train.add_argument("--input-size", type=size_wh, default=(384, 224), metavar="WxH", help="network input, multiples of 32")
     train.add_argument("--frame-step", type=_positive_int, default=5, help="use one frame in N of every clip")
     train.add_argument("--backbone", choices=("mobilenet_v3_small", "mobilenet_v3_large"), default="mobilenet_v3_small")
     train.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
@@ -61,7 +63,7 @@ def register(subparsers) -> None:
     detect.add_argument("--min-confidence", type=_unit_float, default=0.3)
     detect.add_argument("--fps", type=_positive_float, default=None, help="analyse this many frames per second (default: all)")
     detect.add_argument("--start-time", type=_utc_time, default=None, help="UTC time of pts 0 (default: the inventory's, else 1970-01-01)")
-    detect.add_argument("--input-size", type=_size_wh, default=None, metavar="WxH", help="network input (default: the trained size)")
+    detect.add_argument("--input-size", type=size_wh, default=None, metavar="WxH", help="network input (default: the trained size)")
     detect.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     detect.set_defaults(func=run_detect)
 
@@ -169,16 +171,6 @@ def _fail(command: str, error: Exception) -> int:
 
 def _print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _size_wh(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH like 384x224, got {text!r}") from None
-    if width <= 0 or height <= 0 or width % 32 or height % 32:
-        raise argparse.ArgumentTypeError(f"width and height must be positive multiples of 32, got {text!r}")
-    return width, height
 
 
 def _positive_int(text: str) -> int:

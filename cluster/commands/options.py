@@ -1,5 +1,27 @@
 """Command-line options several commands share (kept free of heavy imports: `casaflow --help` stays fast)."""
 
+import argparse
+from pathlib import Path
+
+
+def size_wh(text: str) -> tuple[int, int]:
+    """argparse type of a network input `WxH`, both positive multiples of 32."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH like 512x288, got {text!r}") from None
+    if width <= 0 or height <= 0 or width % 32 or height % 32:
+        raise argparse.ArgumentTypeError(f"width and height must be positive multiples of 32, got {text!r}")
+    return width, height
+
+
+def add_detector_arguments(parser) -> None:
+    """The detector options `casaflow up` and `casaflow run` share."""
+    parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the packaged ones)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--input-size", type=size_wh, default=None, metavar="WxH",
+                        help="detector input (default: the trained size; smaller is faster on a CPU)")
+
 
 def add_incident_arguments(parser) -> None:
     """The incident options `casaflow up` and `casaflow run` share."""

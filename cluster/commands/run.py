@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from cluster.commands.options import add_incident_arguments, incident_options
+from cluster.commands.options import add_detector_arguments, add_incident_arguments, incident_options
 
 
 def register(subparsers) -> None:
@@ -17,11 +17,10 @@ def register(subparsers) -> None:
     parser.add_argument("--inventory", type=Path, required=True, help="cameras.yaml")
     parser.add_argument("--out", type=Path, required=True, help="history folder")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
-    parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the packaged ones)")
     parser.add_argument("--cameras-per-group", type=int, default=8)
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--window-s", type=float, default=60.0, help="segment window length, seconds")
+    add_detector_arguments(parser)
     add_incident_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         inventory = load_inventory(args.inventory)
-        detector = detector_options(args.weights, args.device)
+        detector = detector_options(args.weights, args.device, args.input_size)
         incidents = incident_options(args)
         args.out.mkdir(parents=True, exist_ok=True)
     except (InventoryError, OSError, ValueError) as exc:

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cluster.commands.options import add_incident_arguments, incident_options
+from cluster.commands.options import add_detector_arguments, add_incident_arguments, incident_options
 
 DEFAULT_SEED = 1
 
@@ -26,9 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="API bind address (loopback by default)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--data", type=Path, default=None, help="cache and history folder (default $CASAFLOW_DATA or ~/.cache/casaflow)")
-    parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the packaged ones)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--cameras-per-group", type=int, default=8)
+    add_detector_arguments(parser)
     add_incident_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -40,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     data_dir = args.data or default_data_dir()
     try:
-        detector = detector_options(args.weights, args.device)
+        detector = detector_options(args.weights, args.device, args.input_size)
         incidents = incident_options(args)
         inventory_path = args.inventory or ensure_demo_city(data_dir)
         inventory = load_inventory(inventory_path)
