@@ -15,6 +15,7 @@ Windows are aligned to multiples of `window_s` since the epoch.
 """
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -34,6 +35,11 @@ STITCH_RADIUS_M = 4.0
 """A new track within this (plus STITCH_SPREAD of the predicted travel) of a lost track's constant-velocity
 prediction continues it."""
 STITCH_SPREAD = 0.3
+SAME_CROSSING_S = 0.5
+SAME_CROSSING_M = 1.5
+"""Two crossings this close in time and place are one vehicle seen by two tracks (headways exceed 0.5 s)."""
+STITCH_BACK_M = 2.0
+"""A continuation may appear this far behind the lost track's last point (its box jitters)."""
 STITCH_LATERAL_M = 2.5
 """Sideways offset (across the segment) beyond which a new track is another lane's vehicle."""
 
@@ -94,6 +100,7 @@ class SegmentMeter:
         self._totals = {s.id: _Totals() for s in camera.segments}
         self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
         self._velocity_xy: dict[int, np.ndarray] = {}
+        self._crossings: dict[str, deque] = {s.id: deque() for s in camera.segments}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
         self._last_ts: float | None = None
 
@@ -139,7 +146,7 @@ class SegmentMeter:
         for k, track_id in enumerate(track_ids.tolist()):
             previous = self._last.get(track_id)
             if previous is None:
-                if inside[k] and (ground_xy[k] - geometry.line_mid_xy) @ geometry.direction_xy > 0:
+                if inside[k]:
                     self._stitch(geometry, track_id, int(class_ids[k]), ground_xy[k], t_s, track_ids)
                 continue
             if t_s - previous[0] > COUNT_MAX_GAP_S:
@@ -152,12 +159,26 @@ class SegmentMeter:
                     totals.line_seconds += dt_s
             if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
                 counted[track_id] = t_s
-                totals.crossings += 1
-                totals.class_counts[class_ids[k]] += 1
+                self._count(geometry, int(class_ids[k]), ground_xy[k], t_s)
+
+    def _count(self, geometry, class_id: int, xy: np.ndarray, t_s: float) -> None:
+        """One crossing, unless another track crossed at the same place and moment: two tracks on one vehicle
+        (an identity switch left a duplicate), since no two vehicles cross within `SAME_CROSSING_S` in a lane."""
+        recent = self._crossings[geometry.segment.id]
+        while recent and t_s - recent[0][0] > SAME_CROSSING_S:
+            recent.popleft()
+        duplicate = any(float(np.linalg.norm(xy - seen_xy)) <= SAME_CROSSING_M for _, seen_xy in recent)
+        recent.append((t_s, xy))
+        if duplicate:
+            return
+        totals = self._totals[geometry.segment.id]
+        totals.crossings += 1
+        totals.class_counts[class_id] += 1
 
     def _stitch(self, geometry, track_id: int, class_id: int, xy: np.ndarray, t_s: float, current_ids: np.ndarray) -> None:
-        """A track born past the count line: find the lost track it continues (the nearest constant-velocity
-        prediction, in the lane, behind it); if that one was lost before the line, it crossed unseen."""
+        """A new track in the zone: find the lost track it continues (the nearest constant-velocity
+        prediction, in the lane, not well behind it). The continuation of a counted vehicle is not counted
+        again; one born past the line that continues a vehicle lost before it crossed unseen: counted."""
         counted = self._counted[geometry.segment.id]
         direction = geometry.direction_xy
         best, best_miss_m = None, math.inf
@@ -172,20 +193,20 @@ class SegmentMeter:
             miss_m = float(np.linalg.norm(offset))
             if (
                 lateral_m <= STITCH_LATERAL_M
-                and float((xy - last_xy) @ direction) >= 0
+                and float((xy - last_xy) @ direction) >= -STITCH_BACK_M
                 and miss_m <= STITCH_RADIUS_M + STITCH_SPREAD * float(np.linalg.norm(velocity)) * gap_s
                 and miss_m < best_miss_m
             ):
                 best, best_miss_m = other, miss_m
         if best is None:
             return
-        if best in counted or float((self._last[best][2] - geometry.line_mid_xy) @ direction) >= 0:
-            counted[track_id] = t_s  # the vehicle was counted, or never behind the line: not again
-            return
-        counted[best] = counted[track_id] = t_s
-        totals = self._totals[geometry.segment.id]
-        totals.crossings += 1
-        totals.class_counts[class_id] += 1
+        past_line = float((xy - geometry.line_mid_xy) @ direction) > 0
+        lost_before_line = float((self._last[best][2] - geometry.line_mid_xy) @ direction) < 0
+        if best in counted or (past_line and not lost_before_line):
+            counted[track_id] = t_s  # the vehicle was counted, or is past the line without crossing it
+        elif past_line:
+            counted[best] = counted[track_id] = t_s
+            self._count(geometry, class_id, xy, t_s)
 
     def _advance(self, ts: datetime) -> list[SegmentWindow]:
         closed: list[SegmentWindow] = []

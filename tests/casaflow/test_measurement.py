@@ -158,6 +158,13 @@ def test_stitching_neither_double_counts_nor_takes_another_lane():
     assert window.vehicle_count == 0, "a vehicle born in the next lane does not continue the lost one"
 
 
+def test_two_tracks_on_one_vehicle_count_once_and_side_by_side_vehicles_twice():
+    (window,) = run({1: constant(36.0, x_m=4.5), 2: constant(36.0, x_m=4.8)}, seconds=20)
+    assert window.vehicle_count == 1, "a duplicate track crossing at the same place and moment"
+    (window,) = run({1: constant(36.0, x_m=2.75), 2: constant(36.0, x_m=6.25)}, seconds=20)
+    assert window.vehicle_count == 2, "two lanes, one moment: two vehicles"
+
+
 def test_crossing_against_the_direction_is_not_counted():
     backwards = [(4.5, 60.0 - 36 / 3.6 * k / FPS) for k in range(int(10 * FPS))]
     (window,) = run({1: backwards}, seconds=20)
