@@ -18,7 +18,10 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   plus the allowed time;
 - `collision`: a vehicle that arrived moving (`collision_min_speed_mps` over `collision_approach_s`) and
   stands with its footprint meeting another standing vehicle's in the same lane (closer than the shorter
-  vehicle's length plus `contact_margin_m`, or having driven into it); starts at the contact;
+  vehicle's length plus `contact_margin_m`, or having driven into it); starts at the contact. Or a
+  standing vehicle that one behind it in its lane was closing on too fast to stop (more than
+  `collision_decel_mps2` needed) when it vanished there: one box covers both after the impact (not
+  inferred for two-wheelers, which filter past standing traffic and vanish behind it);
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist); starts
   when it stepped in;
@@ -82,6 +85,8 @@ SEVERITY: MappingProxyType = MappingProxyType(
 
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
+TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
+"""They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
 MAX_PLAUSIBLE_SPEED_MPS = 45.0
 """A track step faster than this (160 km/h, twice a city speeder's pace) is an identity switch, not motion."""
 MAX_ACCELERATION_MPS2 = 6.0
@@ -689,6 +694,7 @@ class IncidentDetector:
         stop_xy = np.median(xy[k:], axis=0)
         raised: list[Incident] = []
         raised += self._collision(history, current, k, now_s, frame_ts, stop_xy)
+        raised += self._struck_from_behind(history, current, stood_s, now_s, frame_ts, stop_xy)
         in_no_stopping = False
         for z, zone in enumerate(self._no_stopping):
             if inside_depth_m(stop_xy, self._no_stopping_xy[z])[0] < 0:
@@ -833,6 +839,45 @@ class IncidentDetector:
                 continue
             pair = sorted([history.track_id, other.track_id])
             raised = self._raise_once("collision", pair, lambda s=s, pair=pair, c=contact_s: self._incident(
+                "collision", s, pair, start_s=c, frame_ts=frame_ts, xy_m=stop_xy))
+            for incident in raised:
+                self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
+            return raised
+        return []
+
+    def _struck_from_behind(self, history: _History, current: list[_History], stood_s: float, now_s: float,
+                            frame_ts: datetime, stop_xy: np.ndarray) -> list[Incident]:
+        """A standing vehicle that a vehicle behind it in its lane was about to hit, too fast to stop (it would
+        have needed more than `collision_decel_mps2`), and that vanished there: after the impact one box
+        covers both, so the striker's track ends where it met the standing one."""
+        rules = self.rules
+        depths = history.segment_depth_m[-1]
+        s = int(np.argmax(depths))
+        if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
+            return []
+        direction = self._segment_dir_xy[s]
+        seen_now = {id(h) for h in current}
+        for other in self._histories.values():
+            if id(other) in seen_now or other is history or not other.is_vehicle or other.class_id in TWO_WHEELERS:
+                continue
+            if len(other.t_s) < 3:
+                continue
+            last_s = float(other.t_s[-1])
+            if not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0 or last_s < stood_s:
+                continue
+            rel = stop_xy - other.smooth_xy_m[-1]
+            along_m = float(rel @ direction)
+            lateral_m = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+            recent = other.t_s >= last_s - 1.0
+            speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
+            gap_m = along_m - (min(history.length_m, other.length_m) + rules.contact_margin_m)
+            if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < rules.collision_min_speed_mps:
+                continue
+            if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or _jumped(other.t_s, other.xy_m, since_s=last_s - 2.0):
+                continue
+            pair = sorted([history.track_id, other.track_id])
+            impact_s = last_s + max(gap_m, 0.0) / speed_mps
+            raised = self._raise_once("collision", pair, lambda s=s, pair=pair, c=impact_s: self._incident(
                 "collision", s, pair, start_s=c, frame_ts=frame_ts, xy_m=stop_xy))
             for incident in raised:
                 self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)

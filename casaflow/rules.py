@@ -27,6 +27,7 @@ class IncidentRules(BaseModel):
     queue_discharge_s: float = Field(default=15.0, ge=0, le=120, description="a queue still discharges this long after green")
     collision_min_speed_mps: float = Field(default=4.0, gt=0, le=40, description="mean speed over collision_approach_s before standing")
     collision_approach_s: float = Field(default=3.0, gt=0, le=10, description="time before standing that is searched for the contact")
+    collision_decel_mps2: float = Field(default=8.0, gt=0, le=30, description="braking harder than this would not have stopped the vehicle behind")
     collision_confirm_s: float = Field(default=1.0, ge=0, le=30, description="both must stand this long after the impact")
     contact_margin_m: float = Field(default=0.3, ge=0, le=5, description="added to the shorter vehicle's length for footprints to meet")
     wrong_way_distance_m: float = Field(default=10.0, gt=0, le=200, description="distance against the segment's direction")

@@ -238,6 +238,15 @@ def collision_case(*, abrupt: bool):
     return {1: ("car", leader), 2: ("car", follower)}
 
 
+def vanishing_case(*, speed_mps: float, vanish_y_m: float) -> dict[int, tuple[str, Path]]:
+    """A car stands at y = 40 m; another comes up behind it in the lane at `speed_mps` and is not seen
+    again from `vanish_y_m` on (one box covers both after an impact; or it is hidden behind the other)."""
+    standing = [(LEFT_X_M, 40.0)] * int(10 * FPS)
+    follower = [(LEFT_X_M, y) if y < vanish_y_m else None
+                for y in (vanish_y_m - 25.0 + speed_mps * k / FPS for k in range(int(10 * FPS)))]
+    return {1: ("car", standing), 2: ("car", follower)}
+
+
 def pedestrian_case(*, x0_m: float, vx_mps: float, vy_mps: float):
     return {1: ("pedestrian", constant(x_m=x0_m, y0_m=30.0, vx_mps=vx_mps, vy_mps=vy_mps, seconds=12))}
 
@@ -255,6 +264,8 @@ CASES = {
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("r"), "red_light",
         5.0, 3.0),
     "collision": (lambda: collision_case(abrupt=True), 25, None, "collision", 6.0 + 30.5 / 10.0, 10.0),
+    "collision_the_striker_vanishes_into": (lambda: vanishing_case(speed_mps=10.0, vanish_y_m=34.0), 10, None,
+                                            "collision", 2.5 + 1.2 / 10.0, 10.0),
     "pedestrian_crossing_midblock": (
         lambda: pedestrian_case(x0_m=10.0, vx_mps=-1.4, vy_mps=0.0), 12, None, "pedestrian_on_road", 2.0 / 1.4, 10.0),
 }
@@ -295,6 +306,8 @@ NEAR_MISSES = {
     "queue_ids_sliding_back_is_not_wrong_way": (lambda: queue_id_slide_case(), 20, None),
     "slow_backward_creep_is_not_wrong_way": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=40.0, vy_mps=-1.0, seconds=25))}, 25, None),
+    "slow_car_hidden_behind_a_standing_one": (lambda: vanishing_case(speed_mps=3.0, vanish_y_m=34.0), 10, None),
+    "fast_car_lost_far_behind_a_standing_one": (lambda: vanishing_case(speed_mps=10.0, vanish_y_m=22.0), 10, None),
     "cyclist_read_as_pedestrian": (lambda: pedestrian_case(x0_m=LEFT_X_M, vx_mps=0.0, vy_mps=6.0), 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
