@@ -858,9 +858,8 @@ class IncidentDetector:
         direction = self._segment_dir_xy[s]
         seen_now = {id(h) for h in current}
         for other in self._histories.values():
-            if id(other) in seen_now or other is history or not other.is_vehicle or other.class_id in TWO_WHEELERS:
-                continue
-            if len(other.t_s) < 3:
+            if (id(other) in seen_now or other is history or not other.is_vehicle or other.class_id in TWO_WHEELERS
+                    or len(other.t_s) < 3):
                 continue
             last_s = float(other.t_s[-1])
             if not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0 or last_s < stood_s:
