@@ -429,6 +429,8 @@ class IncidentDetector:
         self._open: dict[tuple[str, int], _Open] = {}
         self._running = [_Running() for _ in camera.segments]
         self._congestion: dict[int, Incident] = {}
+        self._vanished: list[_History] = []
+        """This frame's `_recently_vanished` tracks."""
         self._clear_since_s: dict[int, float] = {}
         """Per standing track: since when no queue, jam or signal has held it (stopped-vehicle debounce)."""
 
@@ -471,6 +473,7 @@ class IncidentDetector:
         now_s = frame_ts.timestamp()
         self._read_signals(now_s, frame_ts, frame_yuv)
         current = self._ingest(tracks, now_s)
+        self._vanished = self._recently_vanished(current, now_s)
         raised: list[Incident] = []
         for history in current:
             if history.is_vehicle:
@@ -694,7 +697,7 @@ class IncidentDetector:
         stop_xy = np.median(xy[k:], axis=0)
         raised: list[Incident] = []
         raised += self._collision(history, current, k, now_s, frame_ts, stop_xy)
-        raised += self._struck_from_behind(history, current, stood_s, now_s, frame_ts, stop_xy)
+        raised += self._struck_from_behind(history, stood_s, frame_ts, stop_xy)
         in_no_stopping = False
         for z, zone in enumerate(self._no_stopping):
             if inside_depth_m(stop_xy, self._no_stopping_xy[z])[0] < 0:
@@ -837,16 +840,11 @@ class IncidentDetector:
             contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s, end_s=now_s)
             if contact_s is None:
                 continue
-            pair = sorted([history.track_id, other.track_id])
-            raised = self._raise_once("collision", pair, lambda s=s, pair=pair, c=contact_s: self._incident(
-                "collision", s, pair, start_s=c, frame_ts=frame_ts, xy_m=stop_xy))
-            for incident in raised:
-                self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
-            return raised
+            return self._raise_collision(history, other, s, start_s=contact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
 
-    def _struck_from_behind(self, history: _History, current: list[_History], stood_s: float, now_s: float,
-                            frame_ts: datetime, stop_xy: np.ndarray) -> list[Incident]:
+    def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
+                            stop_xy: np.ndarray) -> list[Incident]:
         """A standing vehicle that a vehicle behind it in its lane was about to hit, too fast to stop (it would
         have needed more than `collision_decel_mps2`), and that vanished there: after the impact one box
         covers both, so the striker's track ends where it met the standing one."""
@@ -856,13 +854,9 @@ class IncidentDetector:
         if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
             return []
         direction = self._segment_dir_xy[s]
-        seen_now = {id(h) for h in current}
-        for other in self._histories.values():
-            if (id(other) in seen_now or other is history or not other.is_vehicle or other.class_id in TWO_WHEELERS
-                    or len(other.t_s) < 3):
-                continue
+        for other in self._vanished:
             last_s = float(other.t_s[-1])
-            if not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0 or last_s < stood_s:
+            if last_s < stood_s:
                 continue
             rel = stop_xy - other.smooth_xy_m[-1]
             along_m = float(rel @ direction)
@@ -874,14 +868,27 @@ class IncidentDetector:
                 continue
             if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or _jumped(other.t_s, other.xy_m, since_s=last_s - 2.0):
                 continue
-            pair = sorted([history.track_id, other.track_id])
             impact_s = last_s + max(gap_m, 0.0) / speed_mps
-            raised = self._raise_once("collision", pair, lambda s=s, pair=pair, c=impact_s: self._incident(
-                "collision", s, pair, start_s=c, frame_ts=frame_ts, xy_m=stop_xy))
-            for incident in raised:
-                self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
-            return raised
+            return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
+
+    def _recently_vanished(self, current: list[_History], now_s: float) -> list[_History]:
+        """Four-wheelers last seen between `collision_confirm_s` and a second more ago: the strikers
+        `_struck_from_behind` looks for, found once per frame."""
+        seen_now = {id(h) for h in current}
+        confirm_s = self.rules.collision_confirm_s
+        return [h for h in self._histories.values()
+                if id(h) not in seen_now and h.is_vehicle and h.class_id not in TWO_WHEELERS and len(h.t_s) >= 3
+                and confirm_s <= now_s - h.t_s[-1] <= confirm_s + 1.0]
+
+    def _raise_collision(self, history: _History, other: _History, s: int, *, start_s: float, frame_ts: datetime,
+                         stop_xy: np.ndarray) -> list[Incident]:
+        pair = sorted([history.track_id, other.track_id])
+        raised = self._raise_once("collision", pair, lambda: self._incident(
+            "collision", s, pair, start_s=start_s, frame_ts=frame_ts, xy_m=stop_xy))
+        for incident in raised:
+            self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
+        return raised
 
     def _contact_s(self, history: _History, other: _History, heading: np.ndarray, *, start_s: float, end_s: float) -> float | None:
         """First time in [start_s, end_s] the two footprints meet in one lane, None if they never do."""

@@ -227,7 +227,6 @@ class AlertFeed:
         self.reader = reader
         self.poll_s = poll_s
         self.keep = keep
-        self.polls = 0
         self._events: list[dict] = []
         self._complete_after: int | None = None
         """Every event with a larger id is in `_events` (up to the last poll)."""
@@ -250,7 +249,6 @@ class AlertFeed:
     async def _poll(self) -> None:
         newest = self._events[-1]["event_id"] if self._events else self._complete_after
         fresh = await _call(self.reader, "events_since", newest, ALERT_PAGE)
-        self.polls += 1
         self._polled_at = -math.inf if len(fresh) == ALERT_PAGE else time.monotonic()
         self._events.extend(fresh)
         if len(self._events) > 2 * self.keep:
