@@ -117,7 +117,7 @@ def main() -> int:
     connect(None)
     detector = {"device": args.device, **({"weights_path": str(args.weights)} if args.weights else {})}
     options = LaunchOptions(cameras_per_group=args.cameras_per_group, detector=detector,
-                            api=False, port=18124, max_batch_frames=64)
+                            api=False, port=18124)
     print("| cameras | analysing | lag p50 s | lag p95 s | analysed fps per camera | dropped | sustained |")
     print("|---:|---:|---:|---:|---:|---:|:---:|")
     with tempfile.TemporaryDirectory() as scratch:

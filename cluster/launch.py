@@ -29,10 +29,12 @@ class LaunchOptions:
     """CPUs reserved per CameraGroup; None shares what the cluster has left after the detector and the
     aggregator among the groups (at most 0.5 each), so that every group gets scheduled."""
     detector_cpus: float = 1.0
-    detector_gpus: float = 0.0
+    detector_gpus: float | None = None
+    """GPUs the detector replica reserves; None: one where it runs on CUDA (see `detector_gpus`)."""
     detector: dict = field(default_factory=dict)
     """DetectorOptions (weights_path, device, ...) for the deployment."""
-    max_batch_frames: int = 64
+    max_batch_frames: int | None = None
+    """Most frames per detector batch; None: 256 on a GPU, 16 on a CPU (larger CPU batches were slower)."""
     host: str = "127.0.0.1"
     port: int = 8000
     api: bool = True
@@ -62,6 +64,17 @@ def detector_options(weights: Path | None, device: str, input_size_wh: tuple[int
     return {"device": device, "weights_path": str(path), "input_size_wh": input_size_wh}
 
 
+def detector_gpus(options: LaunchOptions, cluster_gpus: float) -> float:
+    """GPUs for the detector replica: Ray hides every GPU from an actor that reserves none, so a replica
+    asked to run on CUDA (or on `auto` in a cluster with a GPU) must reserve one."""
+    if options.detector_gpus is not None:
+        return options.detector_gpus
+    device = str(options.detector.get("device", "auto"))
+    if device.startswith("cuda") and cluster_gpus < 1:
+        raise ValueError("the detector is asked to run on CUDA but the Ray cluster has no GPU")
+    return 1.0 if device != "cpu" and cluster_gpus >= 1 else 0.0
+
+
 def connect(address: str | None, *, num_cpus: int | None = None) -> None:
     """Join a Ray cluster at `address`, or start a local one."""
     if ray.is_initialized():
@@ -88,10 +101,11 @@ def launch(
         str(inventory_path), str(out_dir) if out_dir else None, store_dir=str(store),
         evidence_retention_s=options.evidence_retention_s, webhooks=options.webhooks,
     )
+    gpus = detector_gpus(options, ray.cluster_resources().get("GPU", 0.0))
     serve.start(http_options={"host": options.host, "port": options.port})
     detector = DetectorDeployment.options(
-        ray_actor_options={"num_cpus": options.detector_cpus, "num_gpus": options.detector_gpus},
-        user_config={"max_batch_frames": options.max_batch_frames},
+        ray_actor_options={"num_cpus": options.detector_cpus, "num_gpus": gpus},
+        user_config={"max_batch_frames": options.max_batch_frames or (256 if gpus else 16)},
     ).bind({"num_threads": max(1, round(options.detector_cpus)), **options.detector})
     serve.run(detector, name=DETECTOR_APP, route_prefix=None)
     if options.api:

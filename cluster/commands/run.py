@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         city = launch(args.inventory, out_dir=args.out, realtime=False, options=options)
         summaries = ray.get(city.runs)
+    except ValueError as exc:
+        print(f"casaflow run: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
     finally:
         shutdown(city, keep_ray=args.address is not None)
     seconds = time.perf_counter() - started

@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     options = LaunchOptions(
-        cameras_per_group=args.cameras_per_group, detector=detector, host=args.host, port=args.port,
-        max_batch_frames=16, **incidents,
+        cameras_per_group=args.cameras_per_group, detector=detector, host=args.host, port=args.port, **incidents,
     )
     history_dir = inventory_path.parent / "history"
     connect(args.address)
