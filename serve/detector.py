@@ -14,6 +14,7 @@ On CPU, keep `max_batch_frames` small (8 to 16): larger batches were slower per 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,17 +53,25 @@ class DetectorDeployment:
         self.runtime = build_runtime(self.options)
         self.batch_config = DetectorBatchConfig()
         self.runtime.warmup()
+        self.load = {"batches": 0, "frames": 0, "busy_s": 0.0}
 
     def reconfigure(self, user_config: dict) -> None:
         """Applies a new `DetectorBatchConfig` (validated: unknown keys fail)."""
         self.batch_config = DetectorBatchConfig.model_validate(user_config or {})
         self.detect_batch.set_max_batch_size(self.batch_config.max_batch_frames)
         self.detect_batch.set_batch_wait_timeout_s(self.batch_config.batch_wait_timeout_s)
+        if self.runtime.pad_batches:
+            self.runtime.warmup(max_batch_frames=self.batch_config.max_batch_frames)
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=count_frames)
     async def detect_batch(self, stacks: list[np.ndarray]) -> list[list[Detections]]:
         """Runs the model on the frames of several requests; returns one list of Detections per request."""
-        return await asyncio.to_thread(self.runtime.detect_stacks, stacks)
+        started = time.perf_counter()
+        results = await asyncio.to_thread(self.runtime.detect_stacks, stacks)
+        self.load["batches"] += 1
+        self.load["frames"] += count_frames(stacks)
+        self.load["busy_s"] += time.perf_counter() - started
+        return results
 
     async def __call__(self, frames: np.ndarray) -> list[Detections]:
         """Detects in one stack `(B, H*3//2, W)` uint8 yuv420p; returns B `Detections` in source pixels."""
@@ -80,6 +89,11 @@ class DetectorDeployment:
             "max_batch_frames": self.detect_batch._get_max_batch_size(),
             "batch_wait_timeout_s": self.detect_batch._get_batch_wait_timeout_s(),
         }
+
+    def load_stats(self) -> dict:
+        """Batches and frames run since the replica started, and the seconds spent running them: a busy
+        share near 1 means this replica (its device) is the bottleneck, not the callers or the transport."""
+        return dict(self.load)
 
     def check_health(self) -> None:
         self.runtime.check_health()

@@ -66,6 +66,7 @@ class DetectorOptions(BaseModel):
     input_size_wh: tuple[int, int] | None = Field(None, description="network input (w, h) px; None: the trained size (CenterNet) or the source size (COCO)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto picks CUDA when present")
     fp16: bool | None = Field(None, description="fp16 autocast; None: on for CUDA, off for CPU")
+    pad_batches: bool | None = Field(None, description="pad batches to `batch_bucket` sizes; None: on for CUDA, off for CPU")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="detections scoring below are dropped")
     top_k: int = Field(100, ge=1, le=1000, description="most detections per frame")
     num_threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; None leaves torch's default")
@@ -86,9 +87,11 @@ class DetectorRuntime:
         fp16: bool | None = None,
         min_confidence: float = 0.3,
         top_k: int = 100,
+        pad_batches: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16)
+        self.pad_batches = self.device.type == "cuda" if pad_batches is None else bool(pad_batches)
         if self.fp16 and self.device.type != "cuda":
             raise ValueError("fp16 inference needs a CUDA device")
         self.min_confidence = float(min_confidence)
@@ -118,10 +121,14 @@ class DetectorRuntime:
             return []
         try:
             batch = _as_uint8_tensor(frames).to(self.device, non_blocking=True)
+            count = batch.shape[0]
+            if self.pad_batches and batch_bucket(count) > count:
+                batch = torch.cat((batch, batch.new_zeros((batch_bucket(count) - count, *batch.shape[1:]))))
             input_wh = self.input_size_wh or (width, height)
             rgb = yuv420_to_rgb(batch, size_hw=(input_wh[1], input_wh[0]))
             with self._autocast():
                 boxes = self.detector.detect_rgb(rgb, min_confidence=self.min_confidence, top_k=self.top_k)
+            boxes = BatchBoxes(*(field[:count] for field in boxes))
             boxes = scale_to_source(boxes, input_size_wh=input_wh, source_size_wh=(width, height))
             return split_detections(boxes)
         except torch.cuda.OutOfMemoryError:
@@ -162,15 +169,27 @@ class DetectorRuntime:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def warmup(self, *, source_size_wh: tuple[int, int] = (640, 360), batch_size: int = 1) -> None:
-        """Runs one batch of grey frames (allocator, cuDNN autotuning)."""
+    def warmup(self, *, source_size_wh: tuple[int, int] = (640, 360), max_batch_frames: int = 1) -> None:
+        """Runs grey frames at every batch shape up to `max_batch_frames` (allocator, cuDNN planning)."""
         width, height = source_size_wh
-        self.detect(np.full((batch_size, height * 3 // 2, width), 128, np.uint8))
+        sizes = sorted({batch_bucket(n) for n in range(1, max_batch_frames + 1)}) if self.pad_batches else [max_batch_frames]
+        for size in sizes:
+            self.detect(np.full((size, height * 3 // 2, width), 128, np.uint8))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.fp16:
             return torch.autocast(device_type="cuda", dtype=torch.float16)
         return contextlib.nullcontext()
+
+
+def batch_bucket(frames: int) -> int:
+    """The size a padded batch of `frames` frames runs at: the next power of two, at least 8.
+
+    On CUDA every batch is padded (`DetectorRuntime.pad_batches`) so that the network sees a handful of
+    shapes: Serve's batches vary frame by frame, and on an H200 a replica fed batches of many sizes ran at
+    34 to 783 frames/s, busy all the time, where batches of one size ran at 7,000 (bench/bench_serve.py).
+    """
+    return max(8, 1 << (frames - 1).bit_length())
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -252,7 +271,8 @@ def build_runtime(options: DetectorOptions) -> DetectorRuntime:
         _check_default_weights(options.weights_path)
         detector = CenterNetDetector(load_model(options.weights_path or DEFAULT_WEIGHTS_PATH), input_size_wh=options.input_size_wh)
     return DetectorRuntime(
-        detector, device=options.device, fp16=options.fp16, min_confidence=options.min_confidence, top_k=options.top_k
+        detector, device=options.device, fp16=options.fp16, pad_batches=options.pad_batches,
+        min_confidence=options.min_confidence, top_k=options.top_k,
     )
 
 

@@ -61,3 +61,15 @@ def test_reconfigure_applies_batch_settings(detector_handle):
     handle = serve.run(updated, name="detector-test", route_prefix=None)
     assert handle.batch_settings.remote().result(timeout_s=60) == {"max_batch_frames": 16, "batch_wait_timeout_s": 0.01}
     assert len(handle.remote(np.zeros((12, 72, 96), np.uint8)).result(timeout_s=60)) == 12
+
+
+def test_load_stats_count_the_frames_run(detector_handle):
+    handle, _, _ = detector_handle
+    before = handle.load_stats.remote().result(timeout_s=60)
+    stack = np.zeros((3, 72, 96), np.uint8)
+    for response in [handle.remote(stack), handle.remote(stack)]:
+        response.result(timeout_s=60)
+    after = handle.load_stats.remote().result(timeout_s=60)
+    assert after["frames"] - before["frames"] == 6
+    assert 1 <= after["batches"] - before["batches"] <= 2
+    assert after["busy_s"] > before["busy_s"]

@@ -13,6 +13,7 @@ from casaflow.detector.runtime import (
     CenterNetDetector,
     DetectorOptions,
     DetectorRuntime,
+    batch_bucket,
     build_runtime,
     load_detector,
     load_model,
@@ -123,3 +124,21 @@ def test_options_forbid_unknown_keys():
         DetectorOptions(weigths_path="x")
     with pytest.raises(ValueError):
         DetectorOptions(device="tpu")
+
+
+def test_batch_buckets_are_powers_of_two_from_eight():
+    assert [batch_bucket(n) for n in (1, 8, 9, 16, 17, 200, 256, 257)] == [8, 8, 16, 16, 32, 256, 256, 512]
+
+
+def test_padded_batches_give_the_same_detections(tiny_weights):
+    """Padding to the bucket size (the CUDA default) changes the shapes the network sees, not the results."""
+    frames = np.random.default_rng(3).integers(0, 256, (3, 96, 128), dtype=np.uint8)
+    plain = load_detector(tiny_weights, device="cpu", min_confidence=0.0, top_k=7, pad_batches=False)
+    padded = load_detector(tiny_weights, device="cpu", min_confidence=0.0, top_k=7, pad_batches=True)
+    assert not plain.pad_batches and padded.pad_batches
+    ours, theirs = plain.detect(frames), padded.detect(frames)
+    assert len(theirs) == 3
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-4)
+        np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-5)
+        np.testing.assert_array_equal(a.class_id, b.class_id)
