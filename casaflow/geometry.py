@@ -247,3 +247,25 @@ def convex_hull(points: np.ndarray) -> np.ndarray:
 
     lower, upper = half(pts), half(pts[::-1])
     return np.array(lower[:-1] + upper[:-1])
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(n,2) points, (m,2) polygon vertices -> (n,) bool, even-odd rule."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    x0, y0 = polygon[:, 0], polygon[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    straddles = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return np.count_nonzero(straddles & (x < x_cross), axis=1) % 2 == 1
+
+
+def segments_cross(p0, p1, q0, q1) -> bool:
+    """Whether the segment p0-p1 (a track's step) crosses the segment q0-q1 (a count line)."""
+
+    def side(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    d1, d2 = side(q0, q1, p0), side(q0, q1, p1)
+    d3, d4 = side(p0, p1, q0), side(p0, p1, q1)
+    return (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0) and d1 != 0

@@ -47,9 +47,9 @@ import pyarrow as pa
 
 from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
-from casaflow.geometry import apply_homography
+from casaflow.geometry import apply_homography, points_in_polygon
 from casaflow.inventory import Camera
-from casaflow.measurement import MAX_GAP_S, SegmentWindow, points_in_polygon, window_end_for
+from casaflow.measurement import MAX_GAP_S, SegmentWindow, window_end_for
 from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
 
@@ -191,6 +191,18 @@ def incident_id(type_: str, camera_id: str, segment_id: str, track_ids: Sequence
 # -- free functions over arrays ---------------------------------------------------------------------
 
 
+MIN_SIGNAL_HEAD_PX = 9
+"""Shortest signal head region that is read: three stacked lamps of at least 3 px."""
+
+
+def readable_signal_region(region_xyxy: Sequence[float]) -> bool:
+    """Whether a signal head region can be read: at least `MIN_SIGNAL_HEAD_PX` tall and taller than wide.
+    A head cut by the frame's edge shows a lamp or two that cannot be told apart: reading one as red
+    flagged every vehicle on a green (31 false red-light alarms in two minutes of one camera)."""
+    width, height = region_xyxy[2] - region_xyxy[0], region_xyxy[3] - region_xyxy[1]
+    return height >= MIN_SIGNAL_HEAD_PX and height >= width
+
+
 def signal_state(yuv: np.ndarray, region_xyxy: Sequence[float], *, min_contrast: float = 30.0) -> SignalState | None:
     """Reads a three-lamp signal head (red top, amber middle, green bottom) from a YUV420 frame.
 
@@ -203,13 +215,14 @@ def signal_state(yuv: np.ndarray, region_xyxy: Sequence[float], *, min_contrast:
         min_contrast: Score margin of the best third over the second one.
 
     Returns:
-        'r', 'y' or 'g', or None when no lamp stands out (or the region is too small or outside).
+        'r', 'y' or 'g', or None when no lamp stands out, or the region (clipped to the frame) is not
+        `readable_signal_region`.
     """
     height = yuv.shape[0] * 2 // 3
     width = yuv.shape[1]
     x1, y1 = max(int(math.floor(region_xyxy[0])), 0), max(int(math.floor(region_xyxy[1])), 0)
     x2, y2 = min(int(math.ceil(region_xyxy[2])), width), min(int(math.ceil(region_xyxy[3])), height)
-    if x2 - x1 < 1 or y2 - y1 < 3:
+    if x2 - x1 < 1 or not readable_signal_region((x1, y1, x2, y2)):
         return None
     chroma_rows = height // 4
     u_plane = yuv[height : height + chroma_rows].reshape(height // 2, width // 2)

@@ -1,7 +1,7 @@
 """Per-camera traffic measurement: tracked detections in, one `SegmentWindow` per segment and window out.
 
 The measures follow the history contract (DESIGN.md):
-- `vehicle_count`: tracks whose ground anchor (box bottom centre) crosses the segment's count line,
+- `vehicle_count`: tracks whose ground anchor (`casaflow.anchors`) crosses the segment's count line,
   each track counted once per segment, pedestrians excluded;
 - `mean_speed_kmh`: space-mean speed = distance travelled along the segment's direction by vehicles in
   the zone / the time they spent in it (Edie's definitions). Summing displacements makes the jitter of a
@@ -22,7 +22,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, VEHICLE_CLASSES, Detections
-from casaflow.geometry import apply_homography
+from casaflow.anchors import GroundAnchors
+from casaflow.geometry import apply_homography, points_in_polygon, segments_cross
 from casaflow.inventory import Camera, Segment
 from casaflow.measures import level_of_service
 
@@ -95,6 +96,7 @@ class SegmentMeter:
         self.camera_id = camera.id
         self.window_s = float(window_s)
         self._homography = camera.calibration.image_to_ground
+        self._anchors = GroundAnchors.for_camera(camera)
         self._segments = [_SegmentGeometry(s, self._homography) for s in camera.segments]
         self._window_end: datetime | None = None
         self._totals = {s.id: _Totals() for s in camera.segments}
@@ -114,9 +116,7 @@ class SegmentMeter:
         self._last_ts = t_s
         vehicles = detections[detections.class_id != PEDESTRIAN]
         if len(vehicles):
-            anchors_uv = np.stack(
-                [(vehicles.xyxy[:, 0] + vehicles.xyxy[:, 2]) / 2, vehicles.xyxy[:, 3]], axis=1
-            ).astype(np.float64)
+            anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
             ground_xy = apply_homography(self._homography, anchors_uv)
             for geometry in self._segments:
                 self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s, dt_s)
@@ -152,11 +152,12 @@ class SegmentMeter:
             if t_s - previous[0] > COUNT_MAX_GAP_S:
                 continue
             along_m = float(np.dot(ground_xy[k] - previous[2], geometry.direction_xy))
-            if inside[k] and t_s - previous[0] <= MAX_GAP_S:
-                totals.vehicle_seconds += dt_s
+            gap_s = t_s - previous[0]
+            if inside[k] and gap_s <= MAX_GAP_S:
+                totals.vehicle_seconds += gap_s
                 totals.metres += along_m
                 if from_line_m[k] <= TYPICAL_LENGTH_M[class_ids[k]] / 2:
-                    totals.line_seconds += dt_s
+                    totals.line_seconds += gap_s
             if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
                 counted[track_id] = t_s
                 self._count(geometry, int(class_ids[k]), ground_xy[k], t_s)
@@ -260,25 +261,3 @@ def window_end_for(ts: datetime, window_s: float) -> datetime:
     epoch_s = ts.timestamp()
     end_s = (math.floor(epoch_s / window_s) + 1) * window_s
     return datetime.fromtimestamp(end_s, tz=timezone.utc)
-
-
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """(n,2) points, (m,2) polygon vertices -> (n,) bool, even-odd rule."""
-    x, y = points[:, 0:1], points[:, 1:2]
-    x0, y0 = polygon[:, 0], polygon[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-    straddles = (y0 > y) != (y1 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    return np.count_nonzero(straddles & (x < x_cross), axis=1) % 2 == 1
-
-
-def segments_cross(p0, p1, q0, q1) -> bool:
-    """Whether the segment p0-p1 (a track's step) crosses the segment q0-q1 (a count line)."""
-
-    def side(a, b, c) -> float:
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-
-    d1, d2 = side(q0, q1, p0), side(q0, q1, p1)
-    d3, d4 = side(p0, p1, q0), side(p0, p1, q1)
-    return (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0) and d1 != 0

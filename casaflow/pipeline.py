@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from casaflow.anchors import GroundAnchors
 from casaflow.detections import Detections
 from casaflow.incidents import Incident, IncidentDetector, SignalFeed
 from casaflow.inventory import Camera
@@ -49,7 +50,7 @@ class CameraPipeline:
                  signal_feed: SignalFeed | None = None, detect_incidents: bool = True):
         self.camera = camera
         self.tracker = ByteTracker(
-            camera.id, frame_rate=camera.analysis_fps, homography=camera.calibration.image_to_ground
+            camera.id, frame_rate=camera.analysis_fps, ground_anchors=GroundAnchors.for_camera(camera)
         )
         self.meter = SegmentMeter(camera, window_s=window_s)
         rules = (incident_rules or IncidentRules()).with_overrides(camera.incident_rules).model_copy(update={"window_s": window_s})

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from casaflow.detections import CLASS_NAMES, Detections
-from casaflow.geometry import apply_homography
+from casaflow.anchors import GroundAnchors
 
 try:
     from scipy.optimize import linear_sum_assignment as _scipy_assignment
@@ -335,7 +335,8 @@ class ByteTracker:
             track-box diagonals of its prediction (a vehicle changing lane or braking hard between two frames
             at a low frame rate); 0 disables it.
         recovery_window_s: How long after its last match a track may be recovered by distance.
-        homography: (3, 3) image pixels to ground metres; None leaves ground trajectories empty.
+        ground_anchors: Where each box stands on the ground (`GroundAnchors`); None leaves ground
+            trajectories empty.
         trajectory_s: Seconds of ground trajectory kept per track.
         kalman: The motion model.
     """
@@ -355,7 +356,7 @@ class ByteTracker:
         lost_track_buffer_s: float = 5.0,
         recovery_distance: float = 1.5,
         recovery_window_s: float = 1.0,
-        homography: np.ndarray | None = None,
+        ground_anchors: GroundAnchors | None = None,
         trajectory_s: float = 60.0,
         kalman: KalmanFilter | None = None,
     ) -> None:
@@ -376,7 +377,7 @@ class ByteTracker:
         self.recovery_distance = recovery_distance
         self.recovery_window_s = recovery_window_s
         self.tentative_patience_s = 1.5 / frame_rate
-        self.homography = None if homography is None else np.asarray(homography, np.float64).reshape(3, 3)
+        self.ground_anchors = ground_anchors
         self.trajectory_s = trajectory_s
         self.kalman = kalman or KalmanFilter()
         self._max_points = math.ceil(trajectory_s * frame_rate * 2) + 2
@@ -553,11 +554,10 @@ class ByteTracker:
         self._extend_trajectories(born, mean, ts)
 
     def _extend_trajectories(self, tracks: Sequence[Track], mean: np.ndarray, ts: datetime) -> None:
-        if self.homography is None:
+        if self.ground_anchors is None:
             return
-        xyxy = xywh_to_xyxy(mean[:, :4])
-        bottom_centre = np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]])
-        ground = apply_homography(self.homography, bottom_centre)
+        class_id = np.array([track.class_id for track in tracks], np.int64)
+        ground = self.ground_anchors.ground_points(xywh_to_xyxy(mean[:, :4]), class_id)
         for track, (x_m, y_m) in zip(tracks, ground, strict=True):
             if not (math.isfinite(x_m) and math.isfinite(y_m)):
                 continue

@@ -13,6 +13,7 @@ import sumolib
 
 from casaflow.geo import LocalFrame
 from casaflow.geometry import PinholeCamera, project_ground_polygon
+from casaflow.incidents import readable_signal_region
 from casaflow.inventory import Calibration, Camera, NoStoppingZone, Segment, StopLine
 from casaflow.sim.network import Network
 from casaflow.sim.scenario import Scenario
@@ -224,13 +225,14 @@ def inventory_camera(
             )
         )
     stop_lines = []
-    if plan.stop_line_xy is not None and plan.viewed.edge_id in signal_regions:
+    region = signal_regions.get(plan.viewed.edge_id)
+    if plan.stop_line_xy is not None and region is not None and readable_signal_region(region):
         stop_lines.append(
             StopLine(
                 id=f"{plan.camera_id}.stop",
                 segment_id=plan.viewed.segment_id,
                 line=_rounded(pinhole.ground_to_image(plan.stop_line_xy)),
-                signal_region=[float(v) for v in signal_regions[plan.viewed.edge_id]],
+                signal_region=[float(v) for v in region],
             )
         )
     zones = []

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from casaflow.anchors import GroundAnchors
 from casaflow.detections import CLASS_IDS, Detections
 from casaflow.geometry import PinholeCamera, project_ground_polygon
 from casaflow.incidents import (
@@ -23,6 +24,7 @@ from casaflow.incidents import (
     Incident,
     IncidentDetector,
     inside_depth_m,
+    readable_signal_region,
     signal_state,
     stationary_start,
 )
@@ -140,7 +142,7 @@ def run(objects: dict[int, tuple[str, Path]], *, seconds: float, feed: Callable 
         cam: Camera | None = None, confidence: float = 0.9) -> list[Incident]:
     """objects: id -> (class, per-frame ground position or None). Returns every incident the detector emits."""
     cam = cam or camera()
-    tracker = ByteTracker(cam.id, frame_rate=FPS, homography=cam.calibration.image_to_ground)
+    tracker = ByteTracker(cam.id, frame_rate=FPS, ground_anchors=GroundAnchors.for_camera(cam))
     meter = SegmentMeter(cam, window_s=60)
     detector = IncidentDetector(cam, rules=rules or IncidentRules(), signal_feed=feed)
     out: list[Incident] = []
@@ -404,9 +406,18 @@ def test_signal_state_reads_the_lit_lamp(state, lighting):
     assert signal_state(signal_image(state, lit), SIGNAL_REGION) == state
 
 
-@pytest.mark.parametrize("region", [[700, 10, 720, 40], [600, 20, 612, 21]])
+@pytest.mark.parametrize("region", [[700, 10, 720, 40], [600, 20, 612, 21], [600, 44, 612, 50], [600, 20, 640, 50]])
 def test_signal_state_unknown_for_bad_regions(region):
-    assert signal_state(signal_image("r", {"r": (255, 50, 35)}), region) is None
+    """Outside the frame, a sliver, the bottom lamp alone (a head cut by the frame), wider than tall."""
+    for state, lit in {"r": (255, 50, 35), "g": (70, 255, 150)}.items():
+        assert signal_state(signal_image(state, {state: lit}), region) is None
+
+
+def test_a_head_cut_by_the_frame_edge_is_not_read():
+    frame = signal_image("g", {"g": (70, 255, 150)})
+    height = frame.shape[0] * 2 // 3
+    assert signal_state(frame, [600.0, height - 4.0, 612.0, height + 26.0]) is None
+    assert readable_signal_region(SIGNAL_REGION) and not readable_signal_region([351.0, 0.0, 357.0, 3.0])
 
 
 def test_external_feed_wins_over_the_image():

@@ -13,7 +13,8 @@ import pytest
 from casaflow.detections import CLASS_IDS, Detections
 from casaflow.geometry import PinholeCamera, project_ground_polygon
 from casaflow.inventory import Calibration, Camera, Segment
-from casaflow.measurement import SegmentMeter, points_in_polygon, segments_cross, window_end_for
+from casaflow.geometry import points_in_polygon, segments_cross
+from casaflow.measurement import SegmentMeter, window_end_for
 
 PINHOLE = PinholeCamera(x_m=0, y_m=0, height_m=8, yaw_deg=0, pitch_deg=18, focal_px=500, width_px=640, height_px=360)
 ZONE_Y_M = (15.0, 60.0)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from casaflow.anchors import GroundAnchors
 from casaflow.detections import CLASS_IDS, Detections
 from casaflow.geometry import PinholeCamera
 from casaflow.tracking import (
@@ -178,7 +179,7 @@ def test_ground_trajectory_gives_the_speed_through_the_homography():
                            width_px=1280, height_px=720)
     speed_mps, heading = 12.0, np.radians(60.0)
     fps = 5
-    tracker = ByteTracker("cam01", frame_rate=fps, homography=camera.homography_image_to_ground, trajectory_s=2.0)
+    tracker = ByteTracker("cam01", frame_rate=fps, ground_anchors=GroundAnchors(camera.homography_image_to_ground), trajectory_s=2.0)
     rng = np.random.default_rng(4)
     for k in range(4 * fps):
         t_s = k / fps

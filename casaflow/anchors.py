@@ -1,0 +1,79 @@
+"""Where a road user stands: the image point of its ground footprint that tracks and measurements follow.
+
+A box's bottom centre is the footprint's centre only for a vehicle seen end-on. Seen along the road
+from the side, a long vehicle's box reaches from its near end towards the vanishing point, and the
+bottom centre lands beside the vehicle, a lane or more away for a bus or a truck: a westbound truck
+standing in a queue was measured for a minute as a slow eastbound vehicle. For buses and trucks the
+anchor is the centre of the footprint's near end instead: on the box's bottom edge, half the vehicle's
+width (in pixels at that row) in from the side of the box that holds the near end; a box no wider than
+that is seen end-on and keeps its centre. Other classes keep the bottom centre.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from casaflow.detections import CLASS_NAMES, TYPICAL_LENGTH_M
+from casaflow.geometry import apply_homography, points_in_polygon
+from casaflow.inventory import Camera, Segment
+
+TYPICAL_WIDTH_M: tuple[float, ...] = (1.8, 2.55, 2.5, 0.8, 0.65, 0.5)
+"""Typical width of each class of `CLASS_NAMES`, metres."""
+
+assert len(TYPICAL_WIDTH_M) == len(CLASS_NAMES)
+
+LONG_CLASS = np.asarray(TYPICAL_LENGTH_M) >= 6.0
+"""Classes whose bottom centre strays from the footprint by a lane or more (buses, trucks). A car's strays
+by less than the anchor's own error at range, where a few pixels of box are metres across the road."""
+
+
+class GroundAnchors:
+    """Footprint anchors of one camera's boxes, in image pixels (zones and count lines are drawn there)."""
+
+    def __init__(self, image_to_ground: np.ndarray, segments: Sequence[Segment] = ()) -> None:
+        self.image_to_ground = np.asarray(image_to_ground, np.float64).reshape(3, 3)
+        self.ground_to_image = np.linalg.inv(self.image_to_ground)
+        self.zones_uv = [np.asarray(s.zone, np.float64) for s in segments]
+        bearings = [math.radians(s.direction_deg) for s in segments]
+        self.axes_xy = np.array([[math.sin(b), math.cos(b)] for b in bearings]).reshape(-1, 2)
+
+    @classmethod
+    def for_camera(cls, camera: Camera) -> GroundAnchors:
+        return cls(camera.calibration.image_to_ground, camera.segments)
+
+    def ground_points(self, xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
+        """(n, 2) ground metres of `image_points`."""
+        return apply_homography(self.image_to_ground, self.image_points(xyxy, class_id))
+
+    def image_points(self, xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
+        """(n, 2) anchors `u, v` for (n, 4) boxes: the near end's centre on the bottom edge, or the bottom
+        centre for a box in no segment's zone (no road axis to reason with)."""
+        xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+        anchors = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
+        if not len(anchors) or not len(self.axes_xy):
+            return anchors
+        zone = np.full(len(anchors), -1)
+        for index, polygon in reversed(list(enumerate(self.zones_uv))):
+            zone[points_in_polygon(anchors, polygon)] = index
+        on_road = (zone >= 0) & LONG_CLASS[np.asarray(class_id)]
+        if not on_road.any():
+            return anchors
+        bottom = anchors[on_road]
+        axis = self.axes_xy[zone[on_road]]
+        ground = apply_homography(self.image_to_ground, bottom)
+        away = apply_homography(self.image_to_ground, bottom - [0.0, 4.0]) - ground
+        far = axis * np.sign(np.sum(axis * away, axis=1, keepdims=True) + 1e-12)
+        far_u = apply_homography(self.ground_to_image, ground + far)[:, 0]
+        lateral = np.stack([-axis[:, 1], axis[:, 0]], axis=1)
+        width_m = np.asarray(TYPICAL_WIDTH_M)[np.asarray(class_id)[on_road]]
+        width_px = np.abs(apply_homography(self.ground_to_image, ground + lateral * width_m[:, None])[:, 0] - bottom[:, 0])
+        x1, x2 = xyxy[on_road, 0], xyxy[on_road, 2]
+        half_px = np.minimum(width_px, x2 - x1) / 2
+        near_u = np.where(far_u > bottom[:, 0], x1 + half_px, x2 - half_px)
+        finite = np.isfinite(near_u)
+        bottom[finite, 0] = near_u[finite]
+        anchors[on_road] = bottom
+        return anchors
