@@ -85,6 +85,9 @@ SEVERITY: MappingProxyType = MappingProxyType(
 
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
+PEDESTRIAN_PACE_S = 3.0
+"""A 'pedestrian' is also judged by its net speed over this long: a far cyclist's box jitters and slows
+for a second now and then, while its class flickers to pedestrian."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
 MAX_PLAUSIBLE_SPEED_MPS = 45.0
@@ -308,6 +311,15 @@ def path_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: 
     return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum() / (t[-1] - t[0]))
 
 
+def net_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: float) -> float:
+    """Net displacement / time between the first and last points in [start_s, end_s]; 0 for fewer than 2.
+    Unlike `path_speed_mps`, a standing object's jitter nets out."""
+    keep = np.flatnonzero((t_s >= start_s) & (t_s <= end_s))
+    if len(keep) < 2 or t_s[keep[-1]] <= t_s[keep[0]]:
+        return 0.0
+    return float(np.linalg.norm(xy_m[keep[-1]] - xy_m[keep[0]]) / (t_s[keep[-1]] - t_s[keep[0]]))
+
+
 def _jumped(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
     speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later). Either is an
@@ -443,7 +455,9 @@ class IncidentDetector:
         self._running = [_Running() for _ in camera.segments]
         self._congestion: dict[int, Incident] = {}
         self._vanished: list[_History] = []
-        """This frame's `_recently_vanished` tracks."""
+        """Lost vehicles last seen between `collision_confirm_s` and a second more ago (strikers)."""
+        self._lost: list[_History] = []
+        """Four-wheelers not seen this frame, last seen within `collision_confirm_s` + 10 s."""
         self._clear_since_s: dict[int, float] = {}
         """Per standing track: since when no queue, jam or signal has held it (stopped-vehicle debounce)."""
 
@@ -486,7 +500,9 @@ class IncidentDetector:
         now_s = frame_ts.timestamp()
         self._read_signals(now_s, frame_ts, frame_yuv)
         current = self._ingest(tracks, now_s)
-        self._vanished = self._recently_vanished(current, now_s)
+        self._lost = self._lost_vehicles(current, now_s)
+        confirm_s = self.rules.collision_confirm_s
+        self._vanished = [h for h in self._lost if confirm_s <= now_s - h.t_s[-1] <= confirm_s + 1.0]
         raised: list[Incident] = []
         for history in current:
             if history.is_vehicle:
@@ -820,7 +836,8 @@ class IncidentDetector:
                    stop_xy: np.ndarray) -> list[Incident]:
         """A vehicle that arrived moving and now stands with its footprint meeting another standing vehicle's
         in the same lane (closer than a vehicle length, or having driven into it: the order along the lane
-        swapped). A queue keeps a gap, and nobody passes through the vehicle ahead."""
+        swapped). A queue keeps a gap, and nobody passes through the vehicle ahead. The struck vehicle may
+        have vanished at the impact: the striker's box, nearer the camera, hides it."""
         rules = self.rules
         t, xy = history.t_s, history.xy_m
         stood_s = float(t[k])
@@ -843,12 +860,13 @@ class IncidentDetector:
         along = history.smooth_xy_m[approach] @ self._segment_dir_xy[s]
         if (np.maximum.accumulate(along) - along).max() > rules.still_radius_m:
             return []  # went backwards on the way in: two objects' track (an identity switch), not a striker
-        for other in current:
+        for other in [*current, *self._lost]:
             if other is history or not other.is_vehicle or len(other.t_s) < 2 or other.segment_depth_m[-1, s] < 0:
                 continue
             if _jumped(other.t_s, other.xy_m, since_s=stood_s - rules.collision_approach_s):
                 continue
-            if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - rules.collision_confirm_s, end_s=now_s) > 1.0:
+            seen_s = float(other.t_s[-1])
+            if path_speed_mps(other.t_s, other.xy_m, start_s=seen_s - rules.collision_confirm_s, end_s=seen_s) > 1.0:
                 continue
             contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s, end_s=now_s)
             if contact_s is None:
@@ -885,14 +903,15 @@ class IncidentDetector:
             return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
 
-    def _recently_vanished(self, current: list[_History], now_s: float) -> list[_History]:
-        """Four-wheelers last seen between `collision_confirm_s` and a second more ago: the strikers
-        `_struck_from_behind` looks for, found once per frame."""
+    def _lost_vehicles(self, current: list[_History], now_s: float) -> list[_History]:
+        """Four-wheelers not seen now, last seen within `collision_confirm_s` + 10 s, found once per frame:
+        a striker's track ends when one box covers both vehicles (`_struck_from_behind`), and a struck
+        standing vehicle's when the striker's box hides it (`_collision`)."""
         seen_now = {id(h) for h in current}
-        confirm_s = self.rules.collision_confirm_s
+        horizon_s = self.rules.collision_confirm_s + 10.0
         return [h for h in self._histories.values()
                 if id(h) not in seen_now and h.is_vehicle and h.class_id not in TWO_WHEELERS and len(h.t_s) >= 3
-                and confirm_s <= now_s - h.t_s[-1] <= confirm_s + 1.0]
+                and 0 < now_s - h.t_s[-1] <= horizon_s]
 
     def _raise_collision(self, history: _History, other: _History, s: int, *, start_s: float, frame_ts: datetime,
                          stop_xy: np.ndarray) -> list[Incident]:
@@ -931,7 +950,11 @@ class IncidentDetector:
         depth_now = history.segment_depth_m[-1]
         if now_s - history.t_s[-1] > MAX_GAP_S:
             return []
-        if path_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - 1.0, end_s=now_s) > rules.pedestrian_max_speed_mps:
+        pace_mps = max(
+            path_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - 1.0, end_s=now_s),
+            net_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - PEDESTRIAN_PACE_S, end_s=now_s),
+        )
+        if pace_mps > rules.pedestrian_max_speed_mps:
             return []  # faster than anyone on foot: a cyclist taken for a pedestrian
         for line in self._stop_lines:
             rel = history.xy_m[-1] - line.start_xy_m

@@ -249,6 +249,15 @@ def vanishing_case(*, speed_mps: float, vanish_y_m: float) -> dict[int, tuple[st
     return {1: ("car", standing), 2: ("car", follower)}
 
 
+def struck_car_hidden_case() -> dict[int, tuple[str, Path]]:
+    """The rear-end of `collision_case`, but the standing car is not seen again from the impact on: the
+    striker's box, nearer the camera, hides it."""
+    objects = collision_case(abrupt=True)
+    cls, leader = objects[1]
+    objects[1] = (cls, [p if k / FPS < 9.4 else None for k, p in enumerate(leader)])
+    return objects
+
+
 def pedestrian_case(*, x0_m: float, vx_mps: float, vy_mps: float):
     return {1: ("pedestrian", constant(x_m=x0_m, y0_m=30.0, vx_mps=vx_mps, vy_mps=vy_mps, seconds=12))}
 
@@ -266,6 +275,8 @@ CASES = {
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("r"), "red_light",
         5.0, 3.0),
     "collision": (lambda: collision_case(abrupt=True), 25, None, "collision", 6.0 + 30.5 / 10.0, 10.0),
+    "collision_the_struck_car_is_hidden_by_the_striker": (
+        struck_car_hidden_case, 25, None, "collision", 6.0 + 30.5 / 10.0, 10.0),
     "collision_the_striker_vanishes_into": (lambda: vanishing_case(speed_mps=10.0, vanish_y_m=34.0), 10, None,
                                             "collision", 2.5 + 1.2 / 10.0, 10.0),
     "pedestrian_crossing_midblock": (
@@ -311,6 +322,9 @@ NEAR_MISSES = {
     "slow_car_hidden_behind_a_standing_one": (lambda: vanishing_case(speed_mps=3.0, vanish_y_m=34.0), 10, None),
     "fast_car_lost_far_behind_a_standing_one": (lambda: vanishing_case(speed_mps=10.0, vanish_y_m=22.0), 10, None),
     "cyclist_read_as_pedestrian": (lambda: pedestrian_case(x0_m=LEFT_X_M, vx_mps=0.0, vy_mps=6.0), 6, None),
+    "cyclist_slowing_for_a_moment_read_as_pedestrian": (
+        lambda: {1: ("pedestrian", [(LEFT_X_M, 10.0 + 6.0 * k / FPS) for k in range(int(4 * FPS))]
+                     + [(LEFT_X_M, 34.0 + 1.2 * k / FPS) for k in range(int(1.5 * FPS))])}, 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
