@@ -104,7 +104,6 @@ class SegmentMeter:
         self._velocity_xy: dict[int, np.ndarray] = {}
         self._crossings: dict[str, deque] = {s.id: deque() for s in camera.segments}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
-        self._last_ts: float | None = None
 
     def update(self, ts: datetime, detections: Detections) -> list[SegmentWindow]:
         """Feed one analysed frame; returns the windows that closed before `ts`."""
@@ -112,14 +111,12 @@ class SegmentMeter:
             raise ValueError("SegmentMeter needs tracked detections (tracker_id)")
         closed = self._advance(ts)
         t_s = ts.timestamp()
-        dt_s = 0.0 if self._last_ts is None else min(max(t_s - self._last_ts, 0.0), MAX_GAP_S)
-        self._last_ts = t_s
         vehicles = detections[detections.class_id != PEDESTRIAN]
         if len(vehicles):
             anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
             ground_xy = apply_homography(self._homography, anchors_uv)
             for geometry in self._segments:
-                self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s, dt_s)
+                self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s)
             for track_id, uv, xy in zip(vehicles.tracker_id.tolist(), anchors_uv, ground_xy):
                 previous = self._last.get(track_id)
                 if previous is not None and 0 < t_s - previous[0] <= MAX_GAP_S:
@@ -138,7 +135,7 @@ class SegmentMeter:
         self._window_end = None
         return closed
 
-    def _measure_segment(self, geometry, track_ids, class_ids, anchors_uv, ground_xy, t_s: float, dt_s: float) -> None:
+    def _measure_segment(self, geometry, track_ids, class_ids, anchors_uv, ground_xy, t_s: float) -> None:
         totals = self._totals[geometry.segment.id]
         inside = points_in_polygon(anchors_uv, geometry.zone_uv)
         counted = self._counted[geometry.segment.id]
