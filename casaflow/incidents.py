@@ -49,6 +49,7 @@ from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import apply_homography, points_in_polygon
 from casaflow.inventory import Camera
+from casaflow.kinematics import leaps_since
 from casaflow.measurement import MAX_GAP_S, SegmentWindow, window_end_for
 from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
@@ -90,14 +91,6 @@ PEDESTRIAN_PACE_S = 3.0
 for a second now and then, while its class flickers to pedestrian."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
-MAX_PLAUSIBLE_SPEED_MPS = 45.0
-"""A track step faster than this (160 km/h, twice a city speeder's pace) is an identity switch, not motion."""
-MAX_ACCELERATION_MPS2 = 6.0
-"""Harder than a car accelerates: a step beyond the previous speed plus this (and jitter) is a leap."""
-GROUND_JITTER_M = 2.0
-"""Noise of a box's ground point on a distant object, metres."""
-LEAP_CONTEXT_STEPS = 3
-"""A step is judged against the fastest of the steps before it (one short step is jitter, not a stop)."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
 MIN_HEADING_COS = 0.8
@@ -318,24 +311,6 @@ def net_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: f
     if len(keep) < 2 or t_s[keep[-1]] <= t_s[keep[0]]:
         return 0.0
     return float(np.linalg.norm(xy_m[keep[-1]] - xy_m[keep[0]]) / (t_s[keep[-1]] - t_s[keep[0]]))
-
-
-def _jumped(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float) -> bool:
-    """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
-    speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later). Either is an
-    identity switch, whose trajectory mixes two objects."""
-    keep = t_s >= since_s
-    first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS, 0) if keep.any() else len(t_s)
-    if len(t_s) - first < 2:
-        return False
-    dt = np.maximum(np.diff(t_s[first:]), 1e-6)
-    step_m = np.linalg.norm(np.diff(xy_m[first:], axis=0), axis=1)
-    speed = step_m / dt
-    padded = np.concatenate([[np.inf] * LEAP_CONTEXT_STEPS, speed[:-1]])
-    before_mps = np.lib.stride_tricks.sliding_window_view(padded, LEAP_CONTEXT_STEPS).max(axis=1)
-    reach_m = before_mps * dt + 0.5 * MAX_ACCELERATION_MPS2 * dt**2 + GROUND_JITTER_M
-    leaps = (speed > MAX_PLAUSIBLE_SPEED_MPS) | (step_m > reach_m)
-    return bool(leaps[t_s[first + 1:] >= since_s].any())
 
 
 def local_frame_for(camera: Camera) -> LocalFrame:
@@ -651,7 +626,7 @@ class IncidentDetector:
             if len(along) >= 2 and along.max() - along.min() >= rules.speeding_distance_m:
                 speed_kmh = fitted_speed_mps(t[run:], along) * 3.6
                 excess_kmh = speed_kmh - self._limits_kmh[s]
-                if excess_kmh > rules.speeding_tolerance_kmh and not _jumped(t, xy, since_s=t[run]):
+                if excess_kmh > rules.speeding_tolerance_kmh and not leaps_since(t, xy, since_s=t[run]):
                     raised += self._raise_once("speeding", [history.track_id], lambda s=s, run=run, e=excess_kmh: self._incident(
                         "speeding", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1],
                         severity=2 if e > rules.speeding_tolerance_kmh + 20 else 1))
@@ -678,7 +653,7 @@ class IncidentDetector:
         since_s = float(deep_t[behind[-1]])
         if deep_t[-1] - since_s > rules.wrong_way_distance_m / rules.wrong_way_min_speed_mps:
             return False
-        return not _jumped(history.t_s, history.xy_m, since_s=since_s)
+        return not leaps_since(history.t_s, history.xy_m, since_s=since_s)
 
     def _red_light(self, history: _History, frame_ts: datetime) -> list[Incident]:
         raised = []
@@ -708,7 +683,7 @@ class IncidentDetector:
             if path_speed_mps(history.t_s[:settled], history.smooth_xy_m[:settled], start_s=crossing_s - 1.0,
                               end_s=crossing_s + 1.0) < self.rules.red_light_min_speed_mps:
                 continue
-            if _jumped(history.t_s, history.xy_m, since_s=crossing_s - 1.0):
+            if leaps_since(history.t_s, history.xy_m, since_s=crossing_s - 1.0):
                 continue  # an identity switch carried the track over the line
             crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
             raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(
@@ -855,7 +830,7 @@ class IncidentDetector:
         if depths[s] < 0 or travel_m < rules.collision_min_speed_mps * max(t[last] - t[first], 1e-6):
             return []  # the net (median-filtered) travel: a jittering box of a creeping bus has a long path
         heading = travel_xy / travel_m
-        if heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or _jumped(t, xy, since_s=stood_s - rules.collision_approach_s):
+        if heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or leaps_since(t, xy, since_s=stood_s - rules.collision_approach_s):
             return []
         along = history.smooth_xy_m[approach] @ self._segment_dir_xy[s]
         if (np.maximum.accumulate(along) - along).max() > rules.still_radius_m:
@@ -863,7 +838,7 @@ class IncidentDetector:
         for other in [*current, *self._lost]:
             if other is history or not other.is_vehicle or len(other.t_s) < 2 or other.segment_depth_m[-1, s] < 0:
                 continue
-            if _jumped(other.t_s, other.xy_m, since_s=stood_s - rules.collision_approach_s):
+            if leaps_since(other.t_s, other.xy_m, since_s=stood_s - rules.collision_approach_s):
                 continue
             seen_s = float(other.t_s[-1])
             if path_speed_mps(other.t_s, other.xy_m, start_s=seen_s - rules.collision_confirm_s, end_s=seen_s) > 1.0:
@@ -897,7 +872,7 @@ class IncidentDetector:
             gap_m = along_m - (min(history.length_m, other.length_m) + rules.contact_margin_m)
             if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < rules.collision_min_speed_mps:
                 continue
-            if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or _jumped(other.t_s, other.xy_m, since_s=last_s - 2.0):
+            if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
                 continue
             impact_s = last_s + max(gap_m, 0.0) / speed_mps
             return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)

@@ -1,0 +1,32 @@
+"""`leaps_since` tells an identity switch from motion: a step no road user could make from its speed."""
+
+import numpy as np
+
+from casaflow.kinematics import leaps_since
+
+T_S = np.arange(8) * 0.2
+
+
+def test_a_standing_track_that_jumps_a_car_length_leaps():
+    xy = np.zeros((8, 2))
+    xy[-1] = [7.0, 0.0]
+    assert leaps_since(T_S, xy, since_s=T_S[-1])
+    assert not leaps_since(T_S[:-1], xy[:-1], since_s=T_S[0])
+
+
+def test_the_first_step_judged_is_judged_against_the_steps_before_it():
+    xy = np.zeros((8, 2))
+    xy[-1] = [7.0, 0.0]
+    assert leaps_since(T_S[-5:], xy[-5:], since_s=T_S[-1])
+
+
+def test_steady_driving_and_braking_do_not_leap():
+    cruise = np.stack([np.arange(8) * 2.8, np.zeros(8)], axis=1)  # 14 m/s
+    assert not leaps_since(T_S, cruise, since_s=T_S[0])
+    braking = np.stack([np.cumsum([0, 2.8, 2.4, 2.0, 1.6, 1.2, 0.8, 0.4]), np.zeros(8)], axis=1)
+    assert not leaps_since(T_S, braking, since_s=T_S[0])
+
+
+def test_faster_than_any_road_user_leaps_whatever_came_before():
+    xy = np.stack([np.arange(8) * 10.0, np.zeros(8)], axis=1)  # 50 m/s
+    assert leaps_since(T_S, xy, since_s=T_S[0])
