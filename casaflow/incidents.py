@@ -86,6 +86,10 @@ SEVERITY: MappingProxyType = MappingProxyType(
 
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
+ARRIVAL_S = 1.0
+"""A striker's arrival speed is fitted over this long before it stood."""
+STOP_SPOT_M = 1.0
+"""Where a vehicle stands is known to about this: a shorter distance to go is taken as this."""
 PEDESTRIAN_PACE_S = 3.0
 """A 'pedestrian' is also judged by its net speed over this long: a far cyclist's box jitters and slows
 for a second now and then, while its class flickers to pedestrian."""
@@ -835,6 +839,8 @@ class IncidentDetector:
         along = history.smooth_xy_m[approach] @ self._segment_dir_xy[s]
         if (np.maximum.accumulate(along) - along).max() > rules.still_radius_m:
             return []  # went backwards on the way in: two objects' track (an identity switch), not a striker
+        if self._stopping_decel_mps2(history, stood_s, stop_xy, heading) < rules.collision_decel_mps2:
+            return []  # braked to a stop, as a queue's next car does: an impact stops it in a few metres
         for other in [*current, *self._lost]:
             if other is history or not other.is_vehicle or len(other.t_s) < 2 or other.segment_depth_m[-1, s] < 0:
                 continue
@@ -848,6 +854,20 @@ class IncidentDetector:
                 continue
             return self._raise_collision(history, other, s, start_s=contact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
+
+    @staticmethod
+    def _stopping_decel_mps2(history: _History, stood_s: float, stop_xy: np.ndarray, heading: np.ndarray) -> float:
+        """Deceleration that stops the vehicle where it stood from its mean speed over the second before it
+        reached the spot: v^2 / 2d, d the distance still to go from the middle of that second (exact for a
+        steady braking; a vehicle stopped by an impact was still at speed half a second before)."""
+        t = history.t_s
+        before = np.flatnonzero((t >= stood_s - ARRIVAL_S) & (t <= stood_s))
+        if len(before) < 2:
+            return 0.0
+        along = history.smooth_xy_m[before] @ heading
+        speed_mps = fitted_speed_mps(t[before], along)
+        to_go_m = float(stop_xy @ heading - along.mean())
+        return speed_mps**2 / (2 * max(to_go_m, STOP_SPOT_M)) if speed_mps > 0 else 0.0
 
     def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
                             stop_xy: np.ndarray) -> list[Incident]:

@@ -313,6 +313,9 @@ NEAR_MISSES = {
     "stopping_at_red": (lambda: {1: ("car", drive(speed_kmh=36, seconds=20, stop_at_s={53.0: 100.0}))}, 20,
                         red_after(3.0)),
     "normal_braking_behind_stopped_car": (lambda: collision_case(abrupt=False), 25, None),
+    "braking_into_a_queue_closer_than_a_car_length": (
+        lambda: {1: ("car", [(LEFT_X_M, 40.0)] * int(20 * FPS)),
+                 2: ("car", drive(speed_kmh=30, seconds=20, y0_m=5.0, stop_at_s={36.0: 100.0}))}, 20, None),
     "queue_jittering_across_the_line_on_red": (
         lambda: {1: ("car", drive(speed_kmh=36, seconds=20, y0_m=STOP_Y_M - 40.0, stop_at_s={STOP_Y_M - 0.5: 100.0})
                      [:50] + [(LEFT_X_M, STOP_Y_M + (2.8 if k % 3 == 0 else -0.5)) for k in range(50)])}, 20, always("r")),
