@@ -53,16 +53,17 @@ class GroundAnchors:
         centre for a box in no segment's zone (no road axis to reason with)."""
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         anchors = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
-        if not len(anchors) or not len(self.axes_xy):
+        long = np.flatnonzero(LONG_CLASS[np.asarray(class_id, np.int64)]) if len(self.axes_xy) else []
+        if not len(long):
             return anchors
-        zone = np.full(len(anchors), -1)
+        zone = np.full(len(long), -1)
         for index, polygon in reversed(list(enumerate(self.zones_uv))):
-            zone[points_in_polygon(anchors, polygon)] = index
-        on_road = (zone >= 0) & LONG_CLASS[np.asarray(class_id)]
-        if not on_road.any():
+            zone[points_in_polygon(anchors[long], polygon)] = index
+        on_road = long[zone >= 0]
+        if not len(on_road):
             return anchors
         bottom = anchors[on_road]
-        axis = self.axes_xy[zone[on_road]]
+        axis = self.axes_xy[zone[zone >= 0]]
         ground = apply_homography(self.image_to_ground, bottom)
         away = apply_homography(self.image_to_ground, bottom - [0.0, 4.0]) - ground
         far = axis * np.sign(np.sum(axis * away, axis=1, keepdims=True) + 1e-12)

@@ -433,8 +433,6 @@ class IncidentDetector:
         self._open: dict[tuple[str, int], _Open] = {}
         self._running = [_Running() for _ in camera.segments]
         self._congestion: dict[int, Incident] = {}
-        self._vanished: list[_History] = []
-        """Lost vehicles last seen between `collision_confirm_s` and a second more ago (strikers)."""
         self._lost: list[_History] = []
         """Four-wheelers not seen this frame, last seen within `collision_confirm_s` + 10 s."""
         self._clear_since_s: dict[int, float] = {}
@@ -480,8 +478,6 @@ class IncidentDetector:
         self._read_signals(now_s, frame_ts, frame_yuv)
         current = self._ingest(tracks, now_s)
         self._lost = self._lost_vehicles(current, now_s)
-        confirm_s = self.rules.collision_confirm_s
-        self._vanished = [h for h in self._lost if confirm_s <= now_s - h.t_s[-1] <= confirm_s + 1.0]
         raised: list[Incident] = []
         for history in current:
             if history.is_vehicle:
@@ -880,10 +876,11 @@ class IncidentDetector:
         if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
             return []
         direction = self._segment_dir_xy[s]
-        for other in self._vanished:
+        now_s = frame_ts.timestamp()
+        for other in self._lost:
             last_s = float(other.t_s[-1])
-            if last_s < stood_s:
-                continue
+            if last_s < stood_s or not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0:
+                continue  # the striker vanished at the impact, a confirmation time ago
             rel = stop_xy - other.smooth_xy_m[-1]
             along_m = float(rel @ direction)
             lateral_m = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
