@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,32 @@ from casaflow.detector.coco import CocoDetectorAdapter, build_coco_model  # noqa
 from casaflow.detector.model import BACKBONES, ModelConfig, build_model  # noqa: E402
 from casaflow.detector.preprocess import normalize_rgb  # noqa: E402
 from casaflow.detector.runtime import CenterNetDetector, DetectorRuntime  # noqa: E402
+
+
+def concurrent_images_per_second(step, batch: int, *, callers: int, seconds: float) -> float:
+    """Frames per second of `callers` threads calling `step` back to back (as the deployment's concurrent
+    batches do), after one warm-up call per thread."""
+    if callers == 1:
+        return images_per_second(step, batch, seconds=seconds, device=torch.device("cpu"))
+    barrier, counts = threading.Barrier(callers + 1), [0] * callers
+
+    def caller(slot: int) -> None:
+        step()
+        barrier.wait()
+        while time.perf_counter() < deadline[0]:
+            step()
+            counts[slot] += batch
+
+    deadline = [float("inf")]
+    threads = [threading.Thread(target=caller, args=(slot,)) for slot in range(callers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    deadline[0] = started + seconds
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - started)
 
 
 def images_per_second(step, batch: int, *, seconds: float, device: torch.device) -> float:
@@ -54,6 +81,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row and model")
     parser.add_argument("--no-fp16", action="store_true", help="fp32 on CUDA")
     parser.add_argument("--skip-ssdlite", action="store_true")
+    parser.add_argument("--callers", type=int, default=None, help="threads calling the runtime at once (default: 2 on CUDA, as the deployment runs batches)")
     args = parser.parse_args()
 
     if args.threads:
@@ -74,12 +102,14 @@ def main() -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
     print(f"# {name}, torch {torch.__version__}, {torch.get_num_threads()} threads, fp16 {centernet.fp16}")
     print(f"# frames {source_w}x{source_h} yuv420p; CenterNet {args.backbone} at {input_wh[0]}x{input_wh[1]}; SSDlite at 320x320")
-    print("| batch | CenterNet img/s (YUV to Detections) | CenterNet model only | SSDlite320 img/s (YUV to Detections) | ratio |")
-    print("|---:|---:|---:|---:|---:|")
+    callers = args.callers or (2 if device.type == "cuda" else 1)
+    print(f"| batch | CenterNet img/s (YUV to Detections) | same, {callers} callers | CenterNet model only | SSDlite320 img/s (YUV to Detections) | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|")
     rng = np.random.default_rng(0)
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         frames = rng.integers(0, 256, (batch, source_h * 3 // 2, source_w), dtype=np.uint8)
         ours = images_per_second(lambda: centernet.detect_stacks([frames]), batch, seconds=args.seconds, device=device)
+        concurrent = concurrent_images_per_second(lambda: centernet.detect_stacks([frames]), batch, callers=callers, seconds=args.seconds)
         images = normalize_rgb(torch.rand(batch, 3, input_wh[1], input_wh[0], device=device) * 255)
         images = images.contiguous(memory_format=torch.channels_last)
 
@@ -90,7 +120,7 @@ def main() -> int:
 
         model_rate = images_per_second(model_only, batch, seconds=args.seconds, device=device)
         theirs = images_per_second(lambda: ssdlite.detect_stacks([frames]), batch, seconds=args.seconds, device=device) if ssdlite else float("nan")
-        print(f"| {batch} | {ours:,.0f} | {model_rate:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}x |", flush=True)
+        print(f"| {batch} | {ours:,.0f} | {concurrent:,.0f} | {model_rate:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}x |", flush=True)
     return 0
 
 

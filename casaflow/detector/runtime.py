@@ -7,6 +7,7 @@ numbers in the model card come from the serving code.
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,6 +102,7 @@ class DetectorRuntime:
             self.detector.model.to(memory_format=torch.channels_last)
             self.detector.channels_last = True
         self._failure: str | None = None
+        self._local = threading.local()
 
     @property
     def input_size_wh(self) -> tuple[int, int] | None:
@@ -116,30 +118,13 @@ class DetectorRuntime:
         Returns:
             B `Detections`, boxes in source pixels, sorted by descending confidence.
         """
-        height, width = yuv420_frame_hw(tuple(frames.shape))
-        if frames.shape[0] == 0:
-            return []
-        try:
-            batch = _as_uint8_tensor(frames).to(self.device, non_blocking=True)
-            count = batch.shape[0]
-            if self.pad_batches and batch_bucket(count) > count:
-                batch = torch.cat((batch, batch.new_zeros((batch_bucket(count) - count, *batch.shape[1:]))))
-            input_wh = self.input_size_wh or (width, height)
-            rgb = yuv420_to_rgb(batch, size_hw=(input_wh[1], input_wh[0]))
-            with self._autocast():
-                boxes = self.detector.detect_rgb(rgb, min_confidence=self.min_confidence, top_k=self.top_k)
-            boxes = BatchBoxes(*(field[:count] for field in boxes))
-            boxes = scale_to_source(boxes, input_size_wh=input_wh, source_size_wh=(width, height))
-            return split_detections(boxes)
-        except torch.cuda.OutOfMemoryError:
-            raise
-        except RuntimeError as error:
-            if self.device.type == "cuda" and "CUDA" in str(error):
-                self._failure = str(error).splitlines()[0]
-            raise
+        return self._detect_parts([frames])
 
     def detect_stacks(self, stacks: Sequence[np.ndarray]) -> list[list[Detections]]:
         """Detects in several stacks (one per request), batching together the stacks of one frame size.
+
+        Safe to call from several threads at once: on CUDA each thread has its own stream and pinned
+        staging buffer, so one batch's upload overlaps another's network.
 
         Args:
             stacks: each (B_i, H_i*3//2, W_i) uint8; sizes may differ between stacks.
@@ -154,13 +139,69 @@ class DetectorRuntime:
         results: list[list[Detections]] = [[] for _ in stacks]
         for positions in groups.values():
             members = [stacks[p] for p in positions]
-            merged = members[0] if len(members) == 1 else np.concatenate(members)
-            detections = self.detect(merged)
+            detections = self._detect_parts(members)
             start = 0
             for position, member in zip(positions, members):
                 results[position] = detections[start : start + member.shape[0]]
                 start += member.shape[0]
         return results
+
+    @torch.inference_mode()
+    def _detect_parts(self, parts: Sequence[np.ndarray | torch.Tensor]) -> list[Detections]:
+        """One batch from stacks of the same frame size, without concatenating them on the host."""
+        height, width = yuv420_frame_hw(tuple(parts[0].shape))
+        count = sum(int(part.shape[0]) for part in parts)
+        if count == 0:
+            return []
+        try:
+            with self._stream():
+                batch = self._upload(parts, count)
+                input_wh = self.input_size_wh or (width, height)
+                rgb = yuv420_to_rgb(batch, size_hw=(input_wh[1], input_wh[0]))
+                with self._autocast():
+                    boxes = self.detector.detect_rgb(rgb, min_confidence=self.min_confidence, top_k=self.top_k)
+                boxes = BatchBoxes(*(field[:count] for field in boxes))
+                boxes = scale_to_source(boxes, input_size_wh=input_wh, source_size_wh=(width, height))
+                return split_detections(boxes)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except RuntimeError as error:
+            if self.device.type == "cuda" and "CUDA" in str(error):
+                self._failure = str(error).splitlines()[0]
+            raise
+
+    def _upload(self, parts: Sequence[np.ndarray | torch.Tensor], count: int) -> torch.Tensor:
+        """The frames as one uint8 tensor on the device, padded to `batch_bucket(count)` when padding.
+
+        On CUDA the parts are copied once into this thread's pinned buffer and sent asynchronously; the
+        padding rows keep whatever the buffer held (their detections are dropped).
+        """
+        tensors = [_as_uint8_tensor(part) for part in parts]
+        size = batch_bucket(count) if self.pad_batches else count
+        if self.device.type != "cuda":
+            batch = tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+            if size > count:
+                batch = torch.cat((batch, batch.new_zeros((size - count, *batch.shape[1:]))))
+            return batch
+        frame_shape = tuple(tensors[0].shape[1:])
+        staging = getattr(self._local, "staging", None)
+        if staging is None or staging.shape[1:] != frame_shape or staging.shape[0] < size:
+            rows = max(size, 2 * staging.shape[0]) if staging is not None and staging.shape[1:] == frame_shape else size
+            staging = torch.empty((rows, *frame_shape), dtype=torch.uint8, pin_memory=True)
+            self._local.staging = staging
+        start = 0
+        for tensor in tensors:
+            staging[start : start + tensor.shape[0]].copy_(tensor)
+            start += tensor.shape[0]
+        return staging[:size].to(self.device, non_blocking=True)
+
+    def _stream(self) -> contextlib.AbstractContextManager:
+        """This thread's CUDA stream (a null context on CPU)."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        if getattr(self._local, "stream", None) is None:
+            self._local.stream = torch.cuda.Stream(self.device)
+        return torch.cuda.stream(self._local.stream)
 
     def check_health(self) -> None:
         """Raises RuntimeError if the device failed (CUDA errors are sticky: the process must restart)."""
