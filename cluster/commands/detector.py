@@ -1,4 +1,4 @@
-"""`casaflow train-detector` and `casaflow detect`: thin argument handling around `casaflow.detector`."""
+"""`casaflow train-detector`, `evaluate-detector`, `pack-dataset` and `detect`: thin argument handling around `casaflow.detector`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ def register(subparsers) -> None:
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     evaluate.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     evaluate.set_defaults(func=run_evaluate)
+
+    pack = subparsers.add_parser(
+        "pack-dataset",
+        help="a compact copy of a simulated folder (one frame in N), to train on another machine",
+        description="Re-encode one frame in N of a `casaflow simulate` folder with its truth; train on it with --frame-step 1.",
+    )
+    pack.add_argument("data", type=Path, help="simulator folder")
+    pack.add_argument("--out", type=Path, required=True, help="packed folder")
+    pack.add_argument("--frame-step", type=_positive_int, default=25, help="keep one frame in N of every clip")
+    pack.add_argument("--crf", type=int, choices=range(0, 52), default=20, metavar="0..51", help="libx264 constant rate factor")
+    pack.set_defaults(func=run_pack)
 
     detect = subparsers.add_parser(
         "detect",
@@ -118,6 +129,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (DatasetError, ValueError, FileNotFoundError) as error:
         return _fail("evaluate-detector", error)
     print(f"mAP50 {report.map50:.3f}, mAP@[.5:.95] {report.map:.3f} on {report.frames} frames\n{report.table()}")
+    return 0
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from casaflow.detector.dataset import DatasetError, pack_dataset
+
+    try:
+        started = time.perf_counter()
+        frames = pack_dataset(args.data, args.out, frame_step=args.frame_step, crf=args.crf, progress=_print_progress)
+    except (DatasetError, ValueError, OSError) as error:
+        return _fail("pack-dataset", error)
+    size_mb = sum(path.stat().st_size for path in args.out.rglob("*") if path.is_file()) / 1e6
+    print(f"packed {frames} frames of {args.data} into {args.out} ({size_mb:.1f} MB) in {time.perf_counter() - started:.0f} s")
     return 0
 
 

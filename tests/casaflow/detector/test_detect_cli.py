@@ -1,4 +1,4 @@
-"""`casaflow detect` and `casaflow train-detector` pin their command-line contracts: detections Parquet
+"""`casaflow detect`, `train-detector` and `pack-dataset` pin their command-line contracts: detections Parquet
 with `frame_index, ts, cls, confidence, x1, y1, x2, y2` and `ts = start_time + pts`; training end to end
 on simulator folders; bad input gives one line on stderr and exit code 2, never a traceback."""
 
@@ -88,3 +88,11 @@ def test_train_detector_bad_input(tmp_path, capsys):
     assert run(["train-detector", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a simulator folder" in err[0]
+
+
+def test_pack_dataset_reports_the_packed_folder_and_refuses_bad_input(synthetic_dirs, tmp_path, capsys):
+    assert run(["pack-dataset", str(synthetic_dirs[0]), "--out", str(tmp_path / "packed"), "--frame-step", "6"]) == 0
+    assert "packed 4 frames" in capsys.readouterr().out
+    assert run(["pack-dataset", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("casaflow pack-dataset: error:")

@@ -9,7 +9,7 @@ import torch
 
 from casaflow.detections import CLASS_IDS
 from casaflow.detector.augment import AugmentConfig, _crop_or_pad, make_batch
-from casaflow.detector.dataset import DatasetError, FrameDataset, iter_yuv420_frames, read_clips
+from casaflow.detector.dataset import DatasetError, FrameDataset, iter_yuv420_frames, pack_dataset, read_clips
 
 
 def test_frames_and_truth_follow_the_contract(synthetic_dirs, tmp_path):
@@ -55,6 +55,25 @@ def test_bad_folders_raise_dataset_errors(tmp_path, synthetic_dirs):
     with pytest.raises(DatasetError, match="truth"):
         (tmp_path / "bad" / "cameras.yaml").write_text("cameras: [{id: a, url: x.mp4}]")
         FrameDataset([tmp_path / "bad"], cache_dir=tmp_path / "cache")
+
+
+def test_a_packed_folder_holds_the_kept_frames_and_their_truth(synthetic_dirs, tmp_path):
+    train_dir, _ = synthetic_dirs
+    assert pack_dataset(train_dir, tmp_path / "packed", frame_step=5, crf=18) == 5
+    original = FrameDataset([train_dir], cache_dir=tmp_path / "cache", frame_step=5)
+    packed = FrameDataset([tmp_path / "packed"], cache_dir=tmp_path / "cache", frame_step=1)
+    assert len(packed) == len(original) == 5
+    for index in range(len(packed)):
+        assert packed.samples[index][2] == index
+        assert np.array_equal(packed.truth(index).xyxy, original.truth(index).xyxy)
+        assert np.array_equal(packed.truth(index).class_id, original.truth(index).class_id)
+        difference = np.abs(packed.frame(index).astype(np.int16) - original.frame(index).astype(np.int16))
+        assert difference.mean() < 3.0
+    rows = pd.read_parquet(tmp_path / "packed" / "truth" / "frames.parquet")
+    assert sorted(set(rows.source_frame_index)) <= [0, 5, 10, 15, 20] and set(rows.frame_index) <= set(range(5))
+    assert read_clips(tmp_path / "packed")[1][0].video_path == (tmp_path / "packed" / "video" / "cam01.mp4").resolve()
+    with pytest.raises(DatasetError):
+        pack_dataset(tmp_path / "nowhere", tmp_path / "out", frame_step=5)
 
 
 def test_plain_batch_scales_boxes_exactly(synthetic_dirs, tmp_path):
