@@ -41,6 +41,11 @@ CONCURRENT_BATCHES = 2
 a CPU the second waits for the executor's one thread."""
 
 
+def worker_threads(device_type: str) -> int:
+    """Threads that run batches: `CONCURRENT_BATCHES` on CUDA, one on a CPU (its cores are already shared)."""
+    return CONCURRENT_BATCHES if device_type == "cuda" else 1
+
+
 def count_frames(stacks: list[np.ndarray]) -> int:
     """`batch_size_fn`: a batch's size is its number of frames, not of requests."""
     return sum(int(stack.shape[0]) for stack in stacks)
@@ -59,12 +64,12 @@ class DetectorDeployment:
         self.options = DetectorOptions.model_validate(options or {})
         self.runtime = build_runtime(self.options)
         self.batch_config = DetectorBatchConfig()
-        self.runtime.warmup()
         self.load = {"batches": 0, "frames": 0, "busy_s": 0.0}
-        workers = CONCURRENT_BATCHES if self.runtime.device.type == "cuda" else 1
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detector")
+        self._workers = worker_threads(self.runtime.device.type)
+        self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="detector")
         self._load_lock = threading.Lock()
         self._running, self._busy_since = 0, 0.0
+        self._warm_workers(max_batch_frames=1)
 
     def reconfigure(self, user_config: dict) -> None:
         """Applies a new `DetectorBatchConfig` (validated: unknown keys fail)."""
@@ -72,7 +77,24 @@ class DetectorDeployment:
         self.detect_batch.set_max_batch_size(self.batch_config.max_batch_frames)
         self.detect_batch.set_batch_wait_timeout_s(self.batch_config.batch_wait_timeout_s)
         if self.runtime.pad_batches:
-            self.runtime.warmup(max_batch_frames=self.batch_config.max_batch_frames)
+            self._warm_workers(max_batch_frames=self.batch_config.max_batch_frames)
+
+    def _warm_workers(self, *, max_batch_frames: int) -> None:
+        """Warms up every batch shape on each of the executor's threads, which will run the batches.
+
+        cuDNN keeps its execution plans per thread (pytorch/pytorch#191617): a thread meeting a batch
+        shape for the first time stalls while they are built. Warmed up on another thread, the replica on
+        an H200 ran at 1,300 frames/s with a p95 latency of 1.7 s where the runtime ran 10,000. The
+        barrier holds each warm-up task on its thread until all have started: every worker gets one.
+        """
+        barrier = threading.Barrier(self._workers)
+
+        def warm() -> None:
+            barrier.wait(timeout=60)
+            self.runtime.warmup(max_batch_frames=max_batch_frames)
+
+        for future in [self._executor.submit(warm) for _ in range(self._workers)]:
+            future.result()
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=count_frames, max_concurrent_batches=CONCURRENT_BATCHES)
     async def detect_batch(self, stacks: list[np.ndarray]) -> list[list[Detections]]:

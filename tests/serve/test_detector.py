@@ -2,6 +2,8 @@
 YUV420 frames, stacks of different sizes batch together, each frame gets `Detections` in its own source
 pixels, `user_config` batch settings apply through `reconfigure()`, and bad stacks are refused."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,35 @@ def test_load_stats_count_the_frames_run(detector_handle):
     assert after["frames"] - before["frames"] == 6
     assert 1 <= after["batches"] - before["batches"] <= 2
     assert after["busy_s"] > before["busy_s"]
+
+
+
+def test_every_batch_thread_is_warmed_up_at_every_batch_size(tmp_path, monkeypatch):
+    import serve.detector as detector_module
+    from casaflow.detector.runtime import DetectorRuntime
+
+    warmed, ran = [], set()
+    warmup, detect_stacks = DetectorRuntime.warmup, DetectorRuntime.detect_stacks
+
+    def recording_warmup(runtime, **kwargs):
+        warmed.append((threading.get_ident(), kwargs["max_batch_frames"]))
+        return warmup(runtime, **kwargs)
+
+    def recording_detect_stacks(runtime, stacks):
+        ran.add(threading.get_ident())
+        return detect_stacks(runtime, stacks)
+
+    monkeypatch.setattr(DetectorRuntime, "warmup", recording_warmup)
+    monkeypatch.setattr(DetectorRuntime, "detect_stacks", recording_detect_stacks)
+    monkeypatch.setattr(detector_module, "worker_threads", lambda device_type: 2)
+    weights = save_model(build_model(ModelConfig(input_size_wh=(128, 64))), tmp_path / "w.pt")
+    options = DetectorOptions(weights_path=str(weights), device="cpu", pad_batches=True, num_threads=1)
+    deployment = detector_module.DetectorDeployment.func_or_class(options.model_dump())
+    deployment.reconfigure({"max_batch_frames": 16})
+    threads = {thread for thread, size in warmed if size == 16}
+    assert len(threads) == 2 and threading.get_ident() not in threads
+
+    stack = np.zeros((3, 72, 96), np.uint8)
+    batches = list(deployment._executor.map(deployment._run_batch, [[stack]] * 4))
+    assert [len(batch[0]) for batch in batches] == [3] * 4
+    assert ran and ran <= threads
