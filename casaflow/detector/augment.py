@@ -190,7 +190,8 @@ def _photometric(rgb: torch.Tensor, augment: AugmentConfig, generator: torch.Gen
 
     noisy = torch.rand(batch, generator=generator) < augment.noise_probability
     std = torch.where(noisy, torch.rand(batch, generator=generator) * augment.noise_std_max, torch.zeros(batch))
-    noise = torch.randn(rgb.shape, generator=generator).to(device) * std.to(device).view(batch, 1, 1, 1)
+    noise_generator = torch.Generator(device).manual_seed(int(torch.randint(2**62, (), generator=generator)))
+    noise = torch.randn(rgb.shape, generator=noise_generator, device=device) * std.to(device).view(batch, 1, 1, 1)
     return (rgb + noise).clamp(0, 255)
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -208,51 +209,61 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress = pri
         f"batch {config.batch_size}, input {config.model.input_size_wh[0]}x{config.model.input_size_wh[1]}, device {device}"
     )
 
-    report = None
-    window_start, window_images, window_loss = time.perf_counter(), 0, torch.zeros(4)
-    while step < last_step:
+    def batch_at(step: int):
+        """Step `step`'s frames, augmented: a pure function of (seed, step), so it can be built ahead."""
         epoch, position = divmod(step, steps_per_epoch)
         order = epoch_order(repeats, epoch_size, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
         indices = order[position * config.batch_size : (position + 1) * config.batch_size].tolist()
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        model.train()
-        images, boxes = make_batch(
-            dataset, indices, input_size_wh=config.model.input_size_wh, device=device, augment=config.augment, generator=generator
-        )
-        output = model(normalize_rgb(images).contiguous(memory_format=torch.channels_last))
-        targets = build_targets(
-            boxes, batch_size=len(indices), num_classes=config.model.num_classes, output_hw=tuple(output.heatmap_logits.shape[-2:]), stride=model.stride
-        )
-        loss = centernet_loss(output, targets)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, total_steps=total_steps, peak=config.learning_rate, warmup_steps=warmup_steps)
-        optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
-        step += 1
-        window_images += len(indices)
-        window_loss += torch.stack([part.detach().float().cpu() for part in loss])
+        return make_batch(dataset, indices, input_size_wh=config.model.input_size_wh, device=device, augment=config.augment, generator=generator)
 
-        if step % config.log_every_steps == 0 or step == last_step:
-            elapsed = time.perf_counter() - window_start
-            rate = window_images / max(elapsed, 1e-9)
-            mean = (window_loss / max(window_images / config.batch_size, 1)).tolist()
-            eta_s = (last_step - step) * config.batch_size / max(rate, 1e-9)
-            progress(
-                f"epoch {epoch + 1}/{config.epochs} step {step}/{total_steps} loss {mean[0]:.3f} "
-                f"(heatmap {mean[1]:.3f} size {mean[2]:.3f} offset {mean[3]:.3f}) lr {optimizer.param_groups[0]['lr']:.2e} "
-                f"{rate:.1f} img/s eta {_duration(eta_s)}"
+    report = None
+    window_start, window_images, window_loss = time.perf_counter(), 0, torch.zeros(4)
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
+    try:
+        upcoming = prefetch.submit(batch_at, step) if step < last_step else None
+        while step < last_step:
+            epoch = step // steps_per_epoch
+            images, boxes = upcoming.result()
+            upcoming = prefetch.submit(batch_at, step + 1) if step + 1 < last_step else None
+            batch_size = images.shape[0]
+            model.train()
+            output = model(normalize_rgb(images).contiguous(memory_format=torch.channels_last))
+            targets = build_targets(
+                boxes, batch_size=batch_size, num_classes=config.model.num_classes, output_hw=tuple(output.heatmap_logits.shape[-2:]), stride=model.stride
             )
-            window_start, window_images, window_loss = time.perf_counter(), 0, torch.zeros(4)
+            loss = centernet_loss(output, targets)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(step, total_steps=total_steps, peak=config.learning_rate, warmup_steps=warmup_steps)
+            optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            step += 1
+            window_images += batch_size
+            window_loss += torch.stack([part.detach().float().cpu() for part in loss])
 
-        epoch_end = step % steps_per_epoch == 0
-        if epoch_end and eval_dataset is not None and config.eval_every_epochs and (step // steps_per_epoch) % config.eval_every_epochs == 0 and step < total_steps:
-            report = _evaluate(model, eval_dataset, device=device, progress=progress)
-            best_map50 = _keep_best(model, report, best_map50, out_dir=out_dir, config=config, step=step)
-            _append_metrics(out_dir, step=step, report=report)
-        if epoch_end or step % config.checkpoint_every_steps == 0 or step == last_step:
-            _save_checkpoint(checkpoint_path, model, optimizer, config=config, step=step, best_map50=best_map50)
+            if step % config.log_every_steps == 0 or step == last_step:
+                elapsed = time.perf_counter() - window_start
+                rate = window_images / max(elapsed, 1e-9)
+                mean = (window_loss / max(window_images / config.batch_size, 1)).tolist()
+                eta_s = (last_step - step) * config.batch_size / max(rate, 1e-9)
+                progress(
+                    f"epoch {epoch + 1}/{config.epochs} step {step}/{total_steps} loss {mean[0]:.3f} "
+                    f"(heatmap {mean[1]:.3f} size {mean[2]:.3f} offset {mean[3]:.3f}) lr {optimizer.param_groups[0]['lr']:.2e} "
+                    f"{rate:.1f} img/s eta {_duration(eta_s)}"
+                )
+                window_start, window_images, window_loss = time.perf_counter(), 0, torch.zeros(4)
+
+            epoch_end = step % steps_per_epoch == 0
+            if epoch_end and eval_dataset is not None and config.eval_every_epochs and (step // steps_per_epoch) % config.eval_every_epochs == 0 and step < total_steps:
+                report = _evaluate(model, eval_dataset, device=device, progress=progress)
+                best_map50 = _keep_best(model, report, best_map50, out_dir=out_dir, config=config, step=step)
+                _append_metrics(out_dir, step=step, report=report)
+            if epoch_end or step % config.checkpoint_every_steps == 0 or step == last_step:
+                _save_checkpoint(checkpoint_path, model, optimizer, config=config, step=step, best_map50=best_map50)
+    finally:
+        prefetch.shutdown(cancel_futures=True)
 
     if step >= total_steps and eval_dataset is not None:
         report = _evaluate(model, eval_dataset, device=device, progress=progress)
