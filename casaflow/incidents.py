@@ -203,11 +203,19 @@ def readable_signal_region(region_xyxy: Sequence[float]) -> bool:
     return height >= MIN_SIGNAL_HEAD_PX and height >= width
 
 
-def signal_state(yuv: np.ndarray, region_xyxy: Sequence[float], *, min_contrast: float = 30.0) -> SignalState | None:
+LAMP_CHROMA_DIRECTIONS = np.array([[-0.37, 0.93], [-0.90, 0.45], [-0.24, -0.97]])
+"""Unit (U - 128, V - 128) directions of a lit red, amber and green lamp (BT.601 of RGB (255, 50, 35),
+(255, 182, 0) and (70, 255, 150)); green lamps are often cyan-green, which keeps V low and U near 128."""
+
+
+def signal_state(yuv: np.ndarray, region_xyxy: Sequence[float], *, min_contrast: float = 20.0) -> SignalState | None:
     """Reads a three-lamp signal head (red top, amber middle, green bottom) from a YUV420 frame.
 
-    Each third of the region is scored by the 85th percentile of Y + |U - 128| + |V - 128|: a lit lamp
-    is bright and saturated, a dark one neither.
+    Each third of the region is scored by the 85th percentile, over its pixels, of the chroma along its own
+    lamp's colour (`LAMP_CHROMA_DIRECTIONS`) plus half the luma above the region's median: a lit lamp is
+    saturated in its colour and bright. Judged by brightness and saturation alone, the sky beside a
+    5 px wide head and the lamp's chroma bleeding across thirds (chroma has half the resolution) left the
+    lit lamp too small a margin: on seed 204 every green of cam04 and most reds of cam01 read as unknown.
 
     Args:
         yuv: (H*3//2, W) uint8 frame, Y then U then V planes (`Frame.yuv`).
@@ -229,11 +237,13 @@ def signal_state(yuv: np.ndarray, region_xyxy: Sequence[float], *, min_contrast:
     v_plane = yuv[height + chroma_rows : height + 2 * chroma_rows].reshape(height // 2, width // 2)
     rows, cols = np.arange(y1, y2), np.arange(x1, x2)
     luma = yuv[y1:y2, x1:x2].astype(np.float32)
-    u = u_plane[np.ix_(rows // 2, cols // 2)].astype(np.float32)
-    v = v_plane[np.ix_(rows // 2, cols // 2)].astype(np.float32)
-    score = luma + np.abs(u - 128) + np.abs(v - 128)
+    chroma = np.stack((u_plane[np.ix_(rows // 2, cols // 2)], v_plane[np.ix_(rows // 2, cols // 2)]), -1).astype(np.float32) - 128.0
+    brightness = 0.5 * np.maximum(luma - np.median(luma), 0.0)
     bounds = np.linspace(0, y2 - y1, 4).round().astype(int)
-    thirds = np.array([np.percentile(score[a:b], 85) if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])])
+    thirds = np.array([
+        np.percentile(np.maximum(chroma[a:b] @ direction, 0.0) + brightness[a:b], 85) if b > a else 0.0
+        for a, b, direction in zip(bounds[:-1], bounds[1:], LAMP_CHROMA_DIRECTIONS)
+    ])
     order = np.argsort(thirds)
     if thirds[order[2]] - thirds[order[1]] < min_contrast:
         return None

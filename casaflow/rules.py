@@ -36,7 +36,7 @@ class IncidentRules(BaseModel):
     red_light_min_speed_mps: float = Field(default=3.0, ge=0, le=30, description="speed through the stop line that makes a crossing")
     red_light_past_m: float = Field(default=2.0, ge=0, le=20, description="distance beyond the stop line that confirms a crossing")
     signal_stale_s: float = Field(default=2.0, gt=0, le=30, description="a signal reading older than this is unknown")
-    signal_min_contrast: float = Field(default=30.0, gt=0, le=500, description="lit lamp score over the next lamp (Y + |U-128| + |V-128|)")
+    signal_min_contrast: float = Field(default=20.0, gt=0, le=500, description="lit lamp score over the next lamp (chroma along the lamp's colour + half the luma above the head's median)")
     speeding_tolerance_kmh: float = Field(default=10.0, ge=0, le=100, description="speed over the limit that is tolerated")
     speeding_distance_m: float = Field(default=20.0, gt=0, le=500, description="minimum measured distance in the zone")
     pedestrian_min_s: float = Field(default=1.0, ge=0, le=60, description="time in the lanes before raising")

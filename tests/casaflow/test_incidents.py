@@ -423,6 +423,25 @@ def test_signal_state_reads_the_lit_lamp(state, lighting):
     assert signal_state(signal_image(state, lit), SIGNAL_REGION) == state
 
 
+def test_a_small_head_against_the_sky_is_read_by_its_lamps_colour():
+    """A 5x10 px head from a simulated clip (seed 204 cam04, green, H.264): bright sky in its right column
+    and the green lamp's chroma spread over two thirds."""
+    luma = [[66, 122, 121, 117, 231, 221, 183], [66, 123, 114, 122, 230, 218, 183], [48, 111, 52, 58, 68, 216, 178],
+            [44, 122, 53, 58, 67, 222, 198], [38, 114, 59, 54, 54, 216, 184], [42, 119, 52, 71, 69, 210, 178],
+            [40, 111, 57, 66, 77, 183, 182], [41, 121, 176, 181, 178, 185, 172], [43, 120, 192, 187, 170, 187, 184],
+            [33, 117, 180, 184, 187, 187, 178], [71, 120, 122, 84, 219, 169, 185], [72, 227, 119, 91, 178, 185, 186]]
+    u = [[129, 129, 129, 128], [128, 129, 129, 128], [127, 125, 125, 126], [127, 117, 117, 127], [128, 115, 115, 127],
+         [127, 125, 125, 126], [127, 127, 127, 127]]
+    v = [[128, 129, 129, 128], [129, 133, 133, 129], [129, 135, 135, 129], [129, 135, 135, 129], [129, 56, 56, 129],
+         [129, 58, 58, 129], [127, 133, 133, 129]]
+    h, w = 360, 640
+    y_plane = np.full((h, w), 110, np.uint8)
+    u_plane, v_plane = np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
+    y_plane[95:107, 344:351], u_plane[47:54, 172:176], v_plane[47:54, 172:176] = luma, u, v
+    frame = np.concatenate([y_plane, u_plane.reshape(h // 4, w), v_plane.reshape(h // 4, w)])
+    assert signal_state(frame, [345.0, 96.0, 350.0, 106.0]) == "g"
+
+
 @pytest.mark.parametrize("region", [[700, 10, 720, 40], [600, 20, 612, 21], [600, 44, 612, 50], [600, 20, 640, 50]])
 def test_signal_state_unknown_for_bad_regions(region):
     """Outside the frame, a sliver, the bottom lamp alone (a head cut by the frame), wider than tall."""
