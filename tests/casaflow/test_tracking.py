@@ -22,6 +22,7 @@ from casaflow.tracking import (
     id_switches,
     iou_matrix,
     linear_assignment,
+    twin_rows,
     xywh_to_xyxy,
     xyxy_to_xywh,
 )
@@ -193,6 +194,26 @@ def test_ground_trajectory_gives_the_speed_through_the_homography():
     assert track.ground_speed_mps(window_s=2.0) == pytest.approx(speed_mps, rel=0.05)
     span_s = (track.ground_trajectory[-1][0] - track.ground_trajectory[0][0]).total_seconds()
     assert span_s <= 2.0 and len(track.ground_trajectory) == 2 * fps + 1
+
+
+def test_a_road_user_detected_as_two_classes_gets_one_track():
+    tracker = ByteTracker("cam01", frame_rate=5.0)
+    for k in range(6):
+        ts = START + timedelta(seconds=k / 5)
+        car, truck = [100 + 4 * k, 50, 160 + 4 * k, 90], [101 + 4 * k, 48, 161 + 4 * k, 90]
+        other = [300, 50, 330, 90]
+        found = tracker.update(detections([truck, car, other], confidence=[0.6, 0.8, 0.7], class_id=[2, 0, 0]), ts)
+    assert len({t.track_id for t in tracker.tracks}) == 2
+    assert sorted(found.class_id.tolist()) == [0, 0] and len(found) == 2
+
+
+def test_twin_rows_are_those_under_a_higher_overlapping_box():
+    xyxy = np.array([[0, 0, 10, 10], [0, 0, 10, 8], [0, 0, 10, 6], [50, 50, 60, 60]], np.float32)
+    confidence = np.array([0.7, 0.9, 0.5, 0.1], np.float32)
+    # IoU(0, 1) 0.8 and box 1 scores higher; IoU(1, 2) 0.75; IoU(0, 2) 0.6; box 3 overlaps nothing
+    assert twin_rows(xyxy, confidence, iou_threshold=0.7).tolist() == [True, False, True, False]
+    assert twin_rows(xyxy, confidence, iou_threshold=0.85).tolist() == [False, False, False, False]
+    assert twin_rows(xyxy[:1], confidence[:1], iou_threshold=0.7).tolist() == [False]
 
 
 @pytest.mark.parametrize(
