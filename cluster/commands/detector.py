@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     pack.add_argument("data", type=Path, help="simulator folder")
     pack.add_argument("--out", type=Path, required=True, help="packed folder")
     pack.add_argument("--frame-step", type=_positive_int, default=25, help="keep one frame in N of every clip")
-    pack.add_argument("--crf", type=int, choices=range(0, 52), default=20, metavar="0..51", help="libx264 constant rate factor")
+    pack.add_argument("--crf", type=int, choices=range(0, 52), default=23, metavar="0..51", help="libx264 constant rate factor")
     pack.set_defaults(func=run_pack)
 
     detect = subparsers.add_parser(
