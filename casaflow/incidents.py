@@ -49,7 +49,7 @@ from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import apply_homography, points_in_polygon
 from casaflow.inventory import Camera
-from casaflow.kinematics import leaps_since
+from casaflow.kinematics import LEAP_CONTEXT_STEPS, leaps_since
 from casaflow.measurement import MAX_GAP_S, SegmentWindow, window_end_for
 from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
@@ -430,6 +430,7 @@ class IncidentDetector:
         self.local_frame = local_frame_for(camera)
         homography = camera.calibration.image_to_ground
         self._homography = homography
+        self._ground_to_image = np.linalg.inv(np.asarray(homography, np.float64).reshape(3, 3))
         self._segment_ids = [s.id for s in camera.segments]
         self._segment_zone_xy = [apply_homography(homography, np.asarray(s.zone, np.float64)) for s in camera.segments]
         bearings = np.radians([s.direction_deg for s in camera.segments])
@@ -680,25 +681,36 @@ class IncidentDetector:
             if not behind.size:
                 continue
             i = int(behind[-1])
-            if i + 1 >= len(offset):
-                continue
+            if i + 1 >= len(offset) or i < LEAP_CONTEXT_STEPS:
+                continue  # too young a track to tell its crossing step from an identity switch (leaps_since)
             fraction = -offset[i] / (offset[i + 1] - offset[i])
             crossing_s = history.t_s[i] + fraction * (history.t_s[i + 1] - history.t_s[i])
             lateral = history.stop_lateral[i, k] + fraction * (history.stop_lateral[i + 1, k] - history.stop_lateral[i, k])
             margin = self.rules.lane_halfwidth_m / max(line.length_m, 1e-9)
             if not -margin <= lateral <= 1 + margin:
                 continue
-            if self._state_at(line, history.t_s[i + 1]) != "r":
+            speed_mps = path_speed_mps(history.t_s[:settled], history.smooth_xy_m[:settled], start_s=crossing_s - 1.0,
+                                       end_s=crossing_s + 1.0)
+            if speed_mps < self.rules.red_light_min_speed_mps:
                 continue
-            if path_speed_mps(history.t_s[:settled], history.smooth_xy_m[:settled], start_s=crossing_s - 1.0,
-                              end_s=crossing_s + 1.0) < self.rules.red_light_min_speed_mps:
+            crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
+            if self._state_at(line, self._front_crossing_s(history, i, crossing_s, crossing_xy, speed_mps)) != "r":
                 continue
             if leaps_since(history.t_s, history.xy_m, since_s=crossing_s - 1.0):
                 continue  # an identity switch carried the track over the line
-            crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
             raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(
                 "red_light", line.segment_index, [history.track_id], start_s=c, frame_ts=frame_ts, xy_m=xy))
         return raised
+
+    def _front_crossing_s(self, history: _History, i: int, crossing_s: float, crossing_xy: np.ndarray, speed_mps: float) -> float:
+        """When the vehicle's front reached the line its anchor crossed at `crossing_s`. The anchor is the
+        footprint's end nearest the camera: the front of a vehicle driving towards it, the rear of one
+        driving away, whose front crossed a length earlier (the law, and the simulator's truth, judge the
+        front): at 10 m/s a car's rear crosses 0.45 s after its front, often after the amber turned red."""
+        heading = history.xy_m[i + 1] - history.xy_m[i]
+        image_xy = apply_homography(self._ground_to_image, crossing_xy[None])
+        away = apply_homography(self._homography, image_xy - [0.0, 4.0])[0] - crossing_xy
+        return crossing_s - history.length_m / speed_mps if heading @ away > 0 else crossing_s
 
     def _stationary_rules(self, history: _History, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules

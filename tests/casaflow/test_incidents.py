@@ -381,6 +381,23 @@ def test_congestion_ends_above_the_end_ratio_only():
         IncidentRules(congestion_ratio=0.25, congestion_end_ratio=0.2)
 
 
+@pytest.mark.parametrize("red_from_s, runs_the_red", [(4.8, False), (4.4, True)])
+def test_a_car_driving_away_is_judged_by_its_front(red_from_s, runs_the_red):
+    """Its box's bottom edge, the anchor, is its rear: it crosses the line at 5.0 s, the front 0.45 s
+    before (4.5 m at 10 m/s). Red at 4.8 s caught only the rear."""
+    car = {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}
+    assert bool(raised(run(car, seconds=8, feed=red_after(red_from_s)), "red_light")) == runs_the_red
+
+
+def test_a_track_born_at_the_stop_line_is_not_judged():
+    """Seen for the first time 0.6 s before the line: as likely an identity switch (a standing bus's track
+    jumping 21 m to the next vehicle, seed 303) as a car; its crossing step cannot be checked for a leap."""
+    late = {1: ("car", constant(x_m=LEFT_X_M, y0_m=STOP_Y_M - 6.0, vy_mps=10.0, seconds=4))}
+    assert not raised(run(late, seconds=4, feed=always("r")), "red_light")
+    seen = {1: ("car", constant(x_m=LEFT_X_M, y0_m=STOP_Y_M - 14.0, vy_mps=10.0, seconds=4))}
+    assert raised(run(seen, seconds=4, feed=always("r")), "red_light")
+
+
 def test_red_light_from_the_image():
     lit = {"r": (255, 50, 35), "y": (255, 182, 0), "g": (70, 255, 150)}
     frames = {state: signal_image(state, lit) for state in "ryg"}
