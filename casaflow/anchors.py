@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from casaflow.detections import CLASS_NAMES, TYPICAL_LENGTH_M
-from casaflow.geometry import apply_homography, points_in_polygon
+from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon
 from casaflow.inventory import Camera, Segment
 
 TYPICAL_WIDTH_M: tuple[float, ...] = (1.8, 2.55, 2.5, 0.8, 0.65, 0.5)
@@ -65,7 +65,7 @@ class GroundAnchors:
         bottom = anchors[on_road]
         axis = self.axes_xy[zone[zone >= 0]]
         ground = apply_homography(self.image_to_ground, bottom)
-        away = apply_homography(self.image_to_ground, bottom - [0.0, 4.0]) - ground
+        away = away_from_camera_xy(self.image_to_ground, bottom)
         far = axis * np.sign(np.sum(axis * away, axis=1, keepdims=True) + 1e-12)
         far_u = apply_homography(self.ground_to_image, ground + far)[:, 0]
         lateral = np.stack([-axis[:, 1], axis[:, 0]], axis=1)

@@ -269,3 +269,10 @@ def segments_cross(p0, p1, q0, q1) -> bool:
     d1, d2 = side(q0, q1, p0), side(q0, q1, p1)
     d3, d4 = side(p0, p1, q0), side(p0, p1, q1)
     return (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0) and d1 != 0
+
+
+def away_from_camera_xy(image_to_ground: np.ndarray, uv: np.ndarray, *, px: float = 4.0) -> np.ndarray:
+    """(n, 2) ground vectors from the ground points under image points `uv` (n, 2) to those `px` pixels
+    above them: which way is away from the camera there (up the image is farther along the ground)."""
+    uv = np.asarray(uv, np.float64).reshape(-1, 2)
+    return apply_homography(image_to_ground, uv - [0.0, px]) - apply_homography(image_to_ground, uv)

@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
-from casaflow.geometry import apply_homography, points_in_polygon
+from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon
 from casaflow.inventory import Camera
 from casaflow.kinematics import LEAP_CONTEXT_STEPS, leaps_since
 from casaflow.measurement import MAX_GAP_S, SegmentWindow, window_end_for
@@ -708,8 +708,7 @@ class IncidentDetector:
         driving away, whose front crossed a length earlier (the law, and the simulator's truth, judge the
         front): at 10 m/s a car's rear crosses 0.45 s after its front, often after the amber turned red."""
         heading = history.xy_m[i + 1] - history.xy_m[i]
-        image_xy = apply_homography(self._ground_to_image, crossing_xy[None])
-        away = apply_homography(self._homography, image_xy - [0.0, 4.0])[0] - crossing_xy
+        away = away_from_camera_xy(self._homography, apply_homography(self._ground_to_image, crossing_xy[None]))[0]
         return crossing_s - history.length_m / speed_mps if heading @ away > 0 else crossing_s
 
     def _stationary_rules(self, history: _History, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
