@@ -7,6 +7,11 @@ standing in a queue was measured for a minute as a slow eastbound vehicle. For b
 anchor is the centre of the footprint's near end instead: on the box's bottom edge, half the vehicle's
 width (in pixels at that row) in from the side of the box that holds the near end; a box no wider than
 that is seen end-on and keeps its centre. Other classes keep the bottom centre.
+
+A box cut by the picture's left or right edge shows only part of the road user, whose footprint lies
+further out than the visible part's centre: its anchor is put on that edge. A car queued on a cross
+street, half out of the picture, otherwise stood inside the next lane's zone: measured for minutes as a
+standing car in free-flowing traffic (LOS A read as D).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ TYPICAL_WIDTH_M: tuple[float, ...] = (1.8, 2.55, 2.5, 0.8, 0.65, 0.5)
 
 assert len(TYPICAL_WIDTH_M) == len(CLASS_NAMES)
 
+CUT_MARGIN_PX = 4.0
+"""A box edge this close to the picture's edge is cut by it (detectors place border edges a few pixels off)."""
+
 LONG_CLASS = np.asarray(TYPICAL_LENGTH_M) >= 6.0
 """Classes whose bottom centre strays from the footprint by a lane or more (buses, trucks). A car's strays
 by less than the anchor's own error at range, where a few pixels of box are metres across the road."""
@@ -33,7 +41,10 @@ by less than the anchor's own error at range, where a few pixels of box are metr
 class GroundAnchors:
     """Footprint anchors of one camera's boxes, in image pixels (zones and count lines are drawn there)."""
 
-    def __init__(self, image_to_ground: np.ndarray, segments: Sequence[Segment] = ()) -> None:
+    def __init__(self, image_to_ground: np.ndarray, segments: Sequence[Segment] = (), *,
+                 image_width_px: float | None = None) -> None:
+        self.image_width_px = image_width_px
+        """Width of the camera's frames; the pipeline sets it from each frame. None: only the left edge is known."""
         self.image_to_ground = np.asarray(image_to_ground, np.float64).reshape(3, 3)
         self.ground_to_image = np.linalg.inv(self.image_to_ground)
         self.zones_uv = [np.asarray(s.zone, np.float64) for s in segments]
@@ -50,18 +61,27 @@ class GroundAnchors:
 
     def image_points(self, xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
         """(n, 2) anchors `u, v` for (n, 4) boxes: the near end's centre on the bottom edge, or the bottom
-        centre for a box in no segment's zone (no road axis to reason with)."""
+        centre for a box in no segment's zone (no road axis to reason with); on the picture's edge for a box
+        cut by it."""
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         anchors = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
-        long = np.flatnonzero(LONG_CLASS[np.asarray(class_id, np.int64)]) if len(self.axes_xy) else []
+        self._place_near_ends(xyxy, np.asarray(class_id, np.int64), anchors)
+        anchors[xyxy[:, 0] <= CUT_MARGIN_PX, 0] = 0.0
+        if self.image_width_px is not None:
+            anchors[xyxy[:, 2] >= self.image_width_px - CUT_MARGIN_PX, 0] = self.image_width_px
+        return anchors
+
+    def _place_near_ends(self, xyxy: np.ndarray, class_id: np.ndarray, anchors: np.ndarray) -> None:
+        """Moves the anchors of buses and trucks in a zone to their near end's centre, in place."""
+        long = np.flatnonzero(LONG_CLASS[class_id]) if len(self.axes_xy) else []
         if not len(long):
-            return anchors
+            return
         zone = np.full(len(long), -1)
         for index, polygon in reversed(list(enumerate(self.zones_uv))):
             zone[points_in_polygon(anchors[long], polygon)] = index
         on_road = long[zone >= 0]
         if not len(on_road):
-            return anchors
+            return
         bottom = anchors[on_road]
         axis = self.axes_xy[zone[zone >= 0]]
         ground = apply_homography(self.image_to_ground, bottom)
@@ -69,7 +89,7 @@ class GroundAnchors:
         far = axis * np.sign(np.sum(axis * away, axis=1, keepdims=True) + 1e-12)
         far_u = apply_homography(self.ground_to_image, ground + far)[:, 0]
         lateral = np.stack([-axis[:, 1], axis[:, 0]], axis=1)
-        width_m = np.asarray(TYPICAL_WIDTH_M)[np.asarray(class_id)[on_road]]
+        width_m = np.asarray(TYPICAL_WIDTH_M)[class_id[on_road]]
         width_px = np.abs(apply_homography(self.ground_to_image, ground + lateral * width_m[:, None])[:, 0] - bottom[:, 0])
         x1, x2 = xyxy[on_road, 0], xyxy[on_road, 2]
         half_px = np.minimum(width_px, x2 - x1) / 2
@@ -77,4 +97,3 @@ class GroundAnchors:
         finite = np.isfinite(near_u)
         bottom[finite, 0] = near_u[finite]
         anchors[on_road] = bottom
-        return anchors

@@ -3,9 +3,10 @@
 The measures follow the history contract (DESIGN.md):
 - `vehicle_count`: tracks whose ground anchor (`casaflow.anchors`) crosses the segment's count line,
   each track counted once per segment, pedestrians excluded;
-- `mean_speed_kmh`: space-mean speed = distance travelled along the segment's direction by vehicles in
-  the zone / the time they spent in it (Edie's definitions). Summing displacements makes the jitter of a
-  box's ground point telescope: it only counts at the ends of a track, not at every frame;
+- `mean_speed_kmh`: space-mean speed = distance travelled by vehicles in the zone / the time they spent in
+  it (Edie's definitions). A track's distance in a window is its displacement along the segment's
+  direction, summed over its frames, so that the jitter of a box's ground point telescopes (it only counts
+  at the ends, not at every frame), then taken as a length: a wrong-way vehicle travels too;
 - `density_vpkm`: time-mean number of vehicles in the zone per km of zone (all lanes);
 - `occupancy`: time vehicles spend over the count line (ground anchor within half a typical length of the
   class from it, inside the zone) / (window x lanes): the mean lane occupancy a loop detector would give;
@@ -73,7 +74,7 @@ class SegmentWindow:
 class _Totals:
     crossings: int = 0
     vehicle_seconds: float = 0.0
-    metres: float = 0.0
+    track_metres: dict[int, float] = field(default_factory=dict)
     line_seconds: float = 0.0
     class_counts: list[int] = field(default_factory=lambda: [0] * len(VEHICLE_CLASSES))
 
@@ -92,11 +93,11 @@ class _SegmentGeometry:
 class SegmentMeter:
     """Measures every segment of one camera from its tracked detections, frame after frame."""
 
-    def __init__(self, camera: Camera, *, window_s: float = 60.0):
+    def __init__(self, camera: Camera, *, window_s: float = 60.0, anchors: GroundAnchors | None = None):
         self.camera_id = camera.id
         self.window_s = float(window_s)
         self._homography = camera.calibration.image_to_ground
-        self._anchors = GroundAnchors.for_camera(camera)
+        self._anchors = anchors or GroundAnchors.for_camera(camera)
         self._segments = [_SegmentGeometry(s, self._homography) for s in camera.segments]
         self._window_end: datetime | None = None
         self._totals = {s.id: _Totals() for s in camera.segments}
@@ -152,7 +153,7 @@ class SegmentMeter:
             gap_s = t_s - previous[0]
             if inside[k] and gap_s <= MAX_GAP_S:
                 totals.vehicle_seconds += gap_s
-                totals.metres += along_m
+                totals.track_metres[track_id] = totals.track_metres.get(track_id, 0.0) + along_m
                 if from_line_m[k] <= TYPICAL_LENGTH_M[class_ids[k]] / 2:
                     totals.line_seconds += gap_s
             if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
@@ -220,8 +221,8 @@ class SegmentMeter:
         for geometry in self._segments:
             segment = geometry.segment
             totals = self._totals[segment.id]
-            speed = totals.metres / totals.vehicle_seconds * 3.6 if totals.vehicle_seconds > 0 else None
-            speed = max(speed, 0.0) if speed is not None else None
+            metres = sum(abs(m) for m in totals.track_metres.values())
+            speed = metres / totals.vehicle_seconds * 3.6 if totals.vehicle_seconds > 0 else None
             ratio = speed / segment.speed_limit_kmh if speed is not None else None
             windows.append(
                 SegmentWindow(

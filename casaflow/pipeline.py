@@ -49,16 +49,16 @@ class CameraPipeline:
     def __init__(self, camera: Camera, *, window_s: float = 60.0, incident_rules: IncidentRules | None = None,
                  signal_feed: SignalFeed | None = None, detect_incidents: bool = True):
         self.camera = camera
-        self.tracker = ByteTracker(
-            camera.id, frame_rate=camera.analysis_fps, ground_anchors=GroundAnchors.for_camera(camera)
-        )
-        self.meter = SegmentMeter(camera, window_s=window_s)
+        self.anchors = GroundAnchors.for_camera(camera)
+        self.tracker = ByteTracker(camera.id, frame_rate=camera.analysis_fps, ground_anchors=self.anchors)
+        self.meter = SegmentMeter(camera, window_s=window_s, anchors=self.anchors)
         rules = (incident_rules or IncidentRules()).with_overrides(camera.incident_rules).model_copy(update={"window_s": window_s})
         self.incidents = (
             IncidentDetector(camera, rules=rules, signal_feed=signal_feed) if detect_incidents else None
         )
 
     def process(self, frame: Frame, detections: Detections) -> FrameResult:
+        self.anchors.image_width_px = frame.yuv.shape[1]
         tracked = self.tracker.update(detections, frame.ts)
         windows = self.meter.update(frame.ts, tracked)
         incidents = (

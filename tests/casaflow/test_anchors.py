@@ -1,5 +1,5 @@
 """GroundAnchors puts a vehicle in its own lane: projected 3D boxes of long vehicles seen along a two-way
-road, whose box bottom centres fall in the opposite direction's lanes."""
+road, whose box bottom centres fall in the opposite direction's lanes, and boxes cut by the picture's edge."""
 
 import numpy as np
 import pytest
@@ -62,3 +62,12 @@ def test_cars_keep_their_bottom_centre_in_their_lane(centre_x_m):
 def test_a_box_outside_every_zone_keeps_its_bottom_centre():
     box = np.array([[10.0, 10.0, 30.0, 20.0]])
     assert np.allclose(GroundAnchors.for_camera(CAMERA).image_points(box, np.array([0])), [[20.0, 20.0]])
+
+
+def test_a_box_cut_by_the_pictures_edge_stands_on_that_edge():
+    anchors = GroundAnchors.for_camera(CAMERA)
+    boxes = np.array([[0.0, 200.0, 60.0, 240.0], [2.5, 200.0, 60.0, 240.0], [580.0, 200.0, 638.0, 240.0], [300.0, 200.0, 360.0, 240.0]])
+    cars = np.full(len(boxes), CLASS_IDS["car"])
+    assert np.allclose(anchors.image_points(boxes, cars)[:, 0], [0.0, 0.0, 609.0, 330.0]), "right edge unknown yet"
+    anchors.image_width_px = 640
+    assert np.allclose(anchors.image_points(boxes, cars), [[0.0, 240.0], [0.0, 240.0], [640.0, 240.0], [330.0, 240.0]])

@@ -166,10 +166,13 @@ def test_two_tracks_on_one_vehicle_count_once_and_side_by_side_vehicles_twice():
     assert window.vehicle_count == 2, "two lanes, one moment: two vehicles"
 
 
-def test_crossing_against_the_direction_is_not_counted():
+def test_crossing_against_the_direction_is_not_counted_but_its_speed_is_a_speed():
     backwards = [(4.5, 60.0 - 36 / 3.6 * k / FPS) for k in range(int(10 * FPS))]
     (window,) = run({1: backwards}, seconds=20)
     assert window.vehicle_count == 0
+    assert window.mean_speed_kmh == pytest.approx(36.0, rel=0.01)
+    (window,) = run({1: constant(36.0), 2: backwards}, seconds=20)
+    assert window.mean_speed_kmh == pytest.approx(36.0, rel=0.01), "a wrong-way vehicle does not cancel another's travel"
 
 
 def test_windows_align_to_the_epoch():

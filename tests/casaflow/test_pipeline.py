@@ -1,15 +1,17 @@
 """Tracking + measurement of a simulated clip, with the truth boxes as a perfect detector, agree with
 SUMO's own detectors: what remains is the pipeline's error, not the detector's."""
 
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from casaflow.detections import CLASS_IDS, Detections
 from casaflow.inventory import load_inventory
-from casaflow.pipeline import replay_camera
+from casaflow.pipeline import CameraPipeline, replay_camera
 from casaflow.score import read_windows, score_segments
-from casaflow.source import PyAVSource
+from casaflow.source import Frame, PyAVSource
 
 
 def truth_detector(boxes: pd.DataFrame, frame_indices: list[int]):
@@ -55,3 +57,13 @@ def test_replay_with_perfect_detections_meets_the_measurement_goals(tiny_city):
     assert overall.count_accuracy_pct >= 97.0, overall
     assert overall.speed_mae_kmh <= 3.0, overall
     assert overall.los_exact_pct >= 90.0 and overall.los_within_one_pct >= 99.0, overall
+
+
+def test_boxes_are_placed_knowing_the_frames_width(tiny_city):
+    """A box cut by the right edge is recognised as cut only once the frame's width is known."""
+    camera = load_inventory(tiny_city / "cameras.yaml").cameras[0]
+    pipeline = CameraPipeline(camera, detect_incidents=False)
+    frame = Frame(camera.id, 0, datetime(2026, 3, 2, 8, tzinfo=timezone.utc), np.zeros((540, 960), np.uint8))
+    pipeline.process(frame, Detections.empty())
+    assert pipeline.tracker.ground_anchors is pipeline.anchors
+    assert pipeline.anchors.image_width_px == 960
