@@ -11,7 +11,8 @@ that is seen end-on and keeps its centre. Other classes keep the bottom centre.
 A box cut by the picture's left or right edge shows only part of the road user, whose footprint lies
 further out than the visible part's centre: its anchor is put on that edge. A car queued on a cross
 street, half out of the picture, otherwise stood inside the next lane's zone: measured for minutes as a
-standing car in free-flowing traffic (LOS A read as D).
+standing car in free-flowing traffic (LOS A read as D). Where such a footprint is unknown, its motion is
+too: `cut_by_edge` tells which boxes (left, right or bottom edge) give no trajectory point.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ class GroundAnchors:
     """Footprint anchors of one camera's boxes, in image pixels (zones and count lines are drawn there)."""
 
     def __init__(self, image_to_ground: np.ndarray, segments: Sequence[Segment] = (), *,
-                 image_width_px: float | None = None) -> None:
-        self.image_width_px = image_width_px
-        """Width of the camera's frames; the pipeline sets it from each frame. None: only the left edge is known."""
+                 image_size_px: tuple[int, int] | None = None) -> None:
+        self.image_size_px = image_size_px
+        """(width, height) of the camera's frames; the pipeline sets it from each frame. None: only the left
+        edge is known."""
         self.image_to_ground = np.asarray(image_to_ground, np.float64).reshape(3, 3)
         self.ground_to_image = np.linalg.inv(self.image_to_ground)
         self.zones_uv = [np.asarray(s.zone, np.float64) for s in segments]
@@ -67,9 +69,21 @@ class GroundAnchors:
         anchors = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
         self._place_near_ends(xyxy, np.asarray(class_id, np.int64), anchors)
         anchors[xyxy[:, 0] <= CUT_MARGIN_PX, 0] = 0.0
-        if self.image_width_px is not None:
-            anchors[xyxy[:, 2] >= self.image_width_px - CUT_MARGIN_PX, 0] = self.image_width_px
+        if self.image_size_px is not None:
+            width_px = self.image_size_px[0]
+            anchors[xyxy[:, 2] >= width_px - CUT_MARGIN_PX, 0] = width_px
         return anchors
+
+    def cut_by_edge(self, xyxy: np.ndarray) -> np.ndarray:
+        """(n,) bool: boxes cut by the picture's left, right or bottom edge, whose footprint is out of sight.
+        Their anchors stay on the edge while the road user moves, then leap when it comes into full view: no
+        speed or leap test may use them."""
+        xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+        cut = xyxy[:, 0] <= CUT_MARGIN_PX
+        if self.image_size_px is not None:
+            width_px, height_px = self.image_size_px
+            cut |= (xyxy[:, 2] >= width_px - CUT_MARGIN_PX) | (xyxy[:, 3] >= height_px - CUT_MARGIN_PX)
+        return cut
 
     def _place_near_ends(self, xyxy: np.ndarray, class_id: np.ndarray, anchors: np.ndarray) -> None:
         """Moves the anchors of buses and trucks in a zone to their near end's centre, in place."""

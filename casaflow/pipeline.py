@@ -58,7 +58,7 @@ class CameraPipeline:
         )
 
     def process(self, frame: Frame, detections: Detections) -> FrameResult:
-        self.anchors.image_width_px = frame.yuv.shape[1]
+        self.anchors.image_size_px = (frame.yuv.shape[1], frame.yuv.shape[0] * 2 // 3)
         tracked = self.tracker.update(detections, frame.ts)
         windows = self.meter.update(frame.ts, tracked)
         incidents = (

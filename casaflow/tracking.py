@@ -269,8 +269,9 @@ class Track:
         last_ts: UTC time of its last matched detection.
         confidence: Confidence of the last matched detection.
         peak_confidence: Highest confidence of its matched detections (how sure anyone can be it exists).
-        ground_trajectory: Bounded deque of `(ts, x_m, y_m)`: the box's bottom centre on the ground (the
-            camera's homography), one point per matched frame, covering at most `trajectory_s` seconds.
+        ground_trajectory: Bounded deque of `(ts, x_m, y_m)`: the box's ground anchor (`GroundAnchors`,
+            the camera's homography), one point per matched frame whose box the picture's edge does not
+            cut, covering at most `trajectory_s` seconds.
     """
 
     def __init__(self, camera_id: str, track_id: int, *, mean: np.ndarray, covariance: np.ndarray,
@@ -580,7 +581,9 @@ class ByteTracker:
         if self.ground_anchors is None:
             return
         class_id = np.array([track.class_id for track in tracks], np.int64)
-        ground = self.ground_anchors.ground_points(xywh_to_xyxy(mean[:, :4]), class_id)
+        xyxy = xywh_to_xyxy(mean[:, :4])
+        ground = self.ground_anchors.ground_points(xyxy, class_id)
+        ground[self.ground_anchors.cut_by_edge(xyxy)] = np.nan
         for track, (x_m, y_m) in zip(tracks, ground, strict=True):
             if not (math.isfinite(x_m) and math.isfinite(y_m)):
                 continue

@@ -69,5 +69,8 @@ def test_a_box_cut_by_the_pictures_edge_stands_on_that_edge():
     boxes = np.array([[0.0, 200.0, 60.0, 240.0], [2.5, 200.0, 60.0, 240.0], [580.0, 200.0, 638.0, 240.0], [300.0, 200.0, 360.0, 240.0]])
     cars = np.full(len(boxes), CLASS_IDS["car"])
     assert np.allclose(anchors.image_points(boxes, cars)[:, 0], [0.0, 0.0, 609.0, 330.0]), "right edge unknown yet"
-    anchors.image_width_px = 640
+    assert anchors.cut_by_edge(boxes).tolist() == [True, True, False, False]
+    anchors.image_size_px = (640, 360)
     assert np.allclose(anchors.image_points(boxes, cars), [[0.0, 240.0], [0.0, 240.0], [640.0, 240.0], [330.0, 240.0]])
+    entering_from_below = [300.0, 250.0, 380.0, 358.0]
+    assert anchors.cut_by_edge(np.vstack([boxes, entering_from_below])).tolist() == [True, True, True, False, True]

@@ -66,4 +66,4 @@ def test_boxes_are_placed_knowing_the_frames_width(tiny_city):
     frame = Frame(camera.id, 0, datetime(2026, 3, 2, 8, tzinfo=timezone.utc), np.zeros((540, 960), np.uint8))
     pipeline.process(frame, Detections.empty())
     assert pipeline.tracker.ground_anchors is pipeline.anchors
-    assert pipeline.anchors.image_width_px == 960
+    assert pipeline.anchors.image_size_px == (960, 360)

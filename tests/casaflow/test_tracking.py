@@ -196,6 +196,29 @@ def test_ground_trajectory_gives_the_speed_through_the_homography():
     assert span_s <= 2.0 and len(track.ground_trajectory) == 2 * fps + 1
 
 
+def test_a_box_cut_by_the_pictures_bottom_edge_gives_no_trajectory_point():
+    """A car driving into the picture from below: its box's bottom edge stays on the picture's edge, so its
+    footprint is unknown until it is in full view; the trajectory starts there, without a leap."""
+    camera = PinholeCamera(x_m=0.0, y_m=0.0, height_m=10.0, yaw_deg=0.0, pitch_deg=15.0, focal_px=800.0,
+                           width_px=1280, height_px=720)
+    anchors = GroundAnchors(camera.homography_image_to_ground, image_size_px=(1280, 720))
+    tracker = ByteTracker("cam01", frame_rate=5, ground_anchors=anchors)
+    speed_mps, in_view = 10.0, []
+    for k in range(20):
+        ground = np.array([2.0, 4.0 + speed_mps * k / 5])
+        (u, v_bottom), = camera.ground_to_image(ground[None])
+        (_, v_top), = camera.project(np.array([[*ground, 1.5]]))[0]
+        height = v_bottom - v_top
+        box = np.array([u - 0.9 * height, v_top, u + 0.9 * height, min(v_bottom, 720.0)])
+        in_view.append(v_bottom < 716)
+        tracker.update(detections([box]), START + timedelta(seconds=k / 5))
+    track, = tracker.tracks
+    first_in_view = in_view.index(True)
+    assert first_in_view >= 3 and len(track.ground_trajectory) <= 20 - first_in_view
+    ys = np.array([y for _, _, y in track.ground_trajectory])
+    assert np.allclose(np.diff(ys), speed_mps / 5, rtol=0.25), np.diff(ys)
+
+
 def test_a_road_user_detected_as_two_classes_gets_one_track():
     tracker = ByteTracker("cam01", frame_rate=5.0)
     for k in range(6):
