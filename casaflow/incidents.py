@@ -652,7 +652,8 @@ class IncidentDetector:
     def _wrong_way(self, history: _History, s: int, run: int, along: np.ndarray) -> bool:
         """Whether the track drove `wrong_way_distance_m` against segment `s` (inside its zone), at
         `wrong_way_min_speed_mps` or faster and without an identity switch: a queue whose ids slide back
-        from car to car moves backwards slowly, and in leaps."""
+        from car to car moves backwards slowly, and in leaps; a track that jumps from a car to one going the
+        other way reverses. A track too young to tell a switch from motion (`leaps_since`) is not judged."""
         rules = self.rules
         deep = history.segment_depth_m[run:, s] >= rules.wrong_way_margin_m
         if deep.sum() < 2:
@@ -664,7 +665,9 @@ class IncidentDetector:
         since_s = float(deep_t[behind[-1]])
         if deep_t[-1] - since_s > rules.wrong_way_distance_m / rules.wrong_way_min_speed_mps:
             return False
-        return not leaps_since(history.t_s, history.xy_m, since_s=since_s)
+        if int(np.searchsorted(history.t_s, since_s)) < LEAP_CONTEXT_STEPS:
+            return False
+        return not leaps_since(history.t_s, history.xy_m, since_s=since_s, reversals=True)
 
     def _red_light(self, history: _History, frame_ts: datetime) -> list[Incident]:
         raised = []

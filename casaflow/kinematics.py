@@ -12,12 +12,16 @@ GROUND_JITTER_M = 2.0
 """Noise of a box's ground point on a distant object, metres."""
 LEAP_CONTEXT_STEPS = 3
 """A step is judged against the fastest of the steps before it (one short step is jitter, not a stop)."""
+REVERSAL_MIN_MPS = 4.0
+"""A track moving this fast that steps back against its motion as fast has jumped to another road user: no
+vehicle turns round within a fraction of a second."""
 
 
-def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float) -> bool:
+def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
-    speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later). Either is an
-    identity switch, whose trajectory mixes two objects."""
+    speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later), or, with
+    `reversals`, back against its motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each
+    is an identity switch, whose trajectory mixes two objects."""
     keep = t_s >= since_s
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
@@ -29,4 +33,20 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float) -> bool:
     before_mps = np.lib.stride_tricks.sliding_window_view(padded, LEAP_CONTEXT_STEPS).max(axis=1)
     reach_m = before_mps * dt + 0.5 * MAX_ACCELERATION_MPS2 * dt**2 + GROUND_JITTER_M
     leaps = (speed > MAX_PLAUSIBLE_SPEED_MPS) | (step_m > reach_m)
+    if reversals:
+        leaps |= _reversals(t_s[first:], xy_m[first:])
     return bool(leaps[t_s[first + 1:] >= since_s].any())
+
+
+def _reversals(t_s: np.ndarray, xy_m: np.ndarray) -> np.ndarray:
+    """(n - 1,) per step: against the motion over the `LEAP_CONTEXT_STEPS` steps before it, both at
+    `REVERSAL_MIN_MPS` or faster."""
+    k = LEAP_CONTEXT_STEPS
+    reverses = np.zeros(max(len(t_s) - 1, 0), bool)
+    if len(t_s) <= k + 1:
+        return reverses
+    step_mps = np.diff(xy_m[k:], axis=0) / np.maximum(np.diff(t_s[k:]), 1e-6)[:, None]
+    before_mps = (xy_m[k:-1] - xy_m[:-k - 1]) / np.maximum(t_s[k:-1] - t_s[:-k - 1], 1e-6)[:, None]
+    fast = (np.linalg.norm(step_mps, axis=1) >= REVERSAL_MIN_MPS) & (np.linalg.norm(before_mps, axis=1) >= REVERSAL_MIN_MPS)
+    reverses[k:] = fast & (np.sum(step_mps * before_mps, axis=1) < 0)
+    return reverses

@@ -1,4 +1,5 @@
-"""`leaps_since` tells an identity switch from motion: a step no road user could make from its speed."""
+"""`leaps_since` tells an identity switch from motion: a step no road user could make from its speed, or
+that turns back against it."""
 
 import numpy as np
 
@@ -30,3 +31,18 @@ def test_steady_driving_and_braking_do_not_leap():
 def test_faster_than_any_road_user_leaps_whatever_came_before():
     xy = np.stack([np.arange(8) * 10.0, np.zeros(8)], axis=1)  # 50 m/s
     assert leaps_since(T_S, xy, since_s=T_S[0])
+
+
+def test_a_step_back_against_the_motion_is_a_reversal():
+    ahead = np.stack([np.zeros(8), np.arange(8) * 2.0], axis=1)  # 10 m/s north
+    ahead[-1, 1] = ahead[-2, 1] - 2.0  # then 10 m/s south: another car
+    assert leaps_since(T_S, ahead, since_s=T_S[0], reversals=True)
+    assert not leaps_since(T_S, ahead, since_s=T_S[0]), "within reach of its speed: only the direction tells"
+
+
+def test_jitter_and_slow_creep_are_not_reversals():
+    rng = np.random.default_rng(0)
+    standing = rng.normal(0.0, 0.3, (8, 2))
+    assert not leaps_since(T_S, standing, since_s=T_S[0], reversals=True)
+    creeping_back = np.stack([np.zeros(8), -np.arange(8) * 0.3], axis=1)
+    assert not leaps_since(T_S, creeping_back, since_s=T_S[0], reversals=True)
