@@ -26,7 +26,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist); starts
   when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
-  classes), raised early from a running estimate inside the window (on a signalised approach only once
+  classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the same space-mean
+  speed as the closed windows, so far; on a signalised approach only once
   the estimate spans a green phase: every red stands the queue still) and confirmed or ended by the closed
   windows; ends at the first closed window at or above `congestion_end_ratio` (hysteresis, so a segment
   hovering at the threshold raises one incident, not one per window); starts at the first window's start.
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -50,7 +51,7 @@ from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon
 from casaflow.inventory import Camera
 from casaflow.kinematics import LEAP_CONTEXT_STEPS, leaps_since
-from casaflow.measurement import MAX_GAP_S, SegmentWindow, window_end_for
+from casaflow.measurement import MAX_GAP_S, OpenWindow, SegmentWindow
 from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
 
@@ -384,15 +385,6 @@ class _History:
 
 
 @dataclass
-class _Running:
-    """A segment's running space-mean speed inside the current window."""
-
-    window_end_s: float = 0.0
-    vehicle_s: float = 0.0
-    metres: float = 0.0
-
-
-@dataclass
 class _Open:
     """An open incident that ends when its track moves away (or is forgotten)."""
 
@@ -442,7 +434,6 @@ class IncidentDetector:
         self._histories: dict[int, _History] = {}
         self._raised: set[tuple[str, int]] = set()
         self._open: dict[tuple[str, int], _Open] = {}
-        self._running = [_Running() for _ in camera.segments]
         self._congestion: dict[int, Incident] = {}
         self._lost: list[_History] = []
         """Four-wheelers not seen this frame, last seen within `collision_confirm_s` + 10 s."""
@@ -470,6 +461,7 @@ class IncidentDetector:
         *,
         frame_yuv: np.ndarray | None = None,
         windows: Sequence[SegmentWindow] = (),
+        open_windows: Mapping[str, OpenWindow] = MappingProxyType({}),
     ) -> list[Incident]:
         """Feeds one analysed frame.
 
@@ -479,6 +471,8 @@ class IncidentDetector:
             tracks: The confirmed tracks of this frame (`ByteTracker.confirmed_tracks`), with ground trajectories.
             frame_yuv: (H*3//2, W) uint8 frame, to read the signals; None leaves them to the feed.
             windows: Segment windows that closed at this frame (`SegmentMeter.update`).
+            open_windows: The segments' current windows so far (`SegmentMeter.open_windows`), for
+                congestion raised before its window closes.
 
         Returns:
             Newly raised incidents (`end_ts` None) and incidents that ended at this frame (a copy of the
@@ -495,7 +489,7 @@ class IncidentDetector:
                 raised += self._vehicle_rules(history, current, now_s, frame_ts)
             else:
                 raised += self._pedestrian_rule(history, now_s, frame_ts)
-        raised += self._congestion_rules(current, now_s, frame_ts, windows)
+        raised += self._congestion_rules(now_s, frame_ts, windows, open_windows)
         ended = self._end_stationary(now_s)
         self._forget(now_s)
         return raised + ended
@@ -987,28 +981,19 @@ class IncidentDetector:
                 xy_m=history.xy_m[-1]))
         return []
 
-    def _congestion_rules(self, current: list[_History], now_s: float, frame_ts: datetime,
-                          windows: Sequence[SegmentWindow]) -> list[Incident]:
+    def _congestion_rules(self, now_s: float, frame_ts: datetime, windows: Sequence[SegmentWindow],
+                          open_windows: Mapping[str, OpenWindow]) -> list[Incident]:
         rules = self.rules
         out: list[Incident] = []
-        window_end_s = window_end_for(frame_ts, rules.window_s).timestamp()
-        for s, running in enumerate(self._running):
-            if running.window_end_s != window_end_s:
-                self._running[s] = running = _Running(window_end_s=window_end_s)
-            for history in current:
-                if not history.is_vehicle or len(history.t_s) < 2 or history.t_s[-1] != now_s:
-                    continue
-                dt_s = history.t_s[-1] - history.t_s[-2]
-                if history.segment_depth_m[-1, s] < 0 or dt_s > MAX_GAP_S:
-                    continue
-                running.vehicle_s += dt_s
-                running.metres += float((history.xy_m[-1] - history.xy_m[-2]) @ self._segment_dir_xy[s])
-            window_start_s = window_end_s - rules.window_s
+        for s, segment_id in enumerate(self._segment_ids):
+            window = open_windows.get(segment_id)
+            if s in self._congestion or window is None or window.speed_ratio is None:
+                continue
+            window_start_s = window.window_end.timestamp() - rules.window_s
             if (
-                s not in self._congestion
-                and now_s - window_start_s >= rules.congestion_early_s
-                and running.vehicle_s >= max(rules.congestion_min_vehicle_s, 1e-9)
-                and max(running.metres, 0.0) / running.vehicle_s * 3.6 / self._limits_kmh[s] < rules.congestion_ratio
+                now_s - window_start_s >= rules.congestion_early_s
+                and window.vehicle_s >= max(rules.congestion_min_vehicle_s, 1e-9)
+                and window.speed_ratio < rules.congestion_ratio
                 and self._discharged_since(s, window_start_s, now_s)
             ):
                 out.append(self._raise_congestion(s, window_start_s, frame_ts))

@@ -70,6 +70,18 @@ class SegmentWindow:
         return row
 
 
+@dataclass(frozen=True)
+class OpenWindow:
+    """A segment's window still being measured, so far: what a rule that cannot wait for its end reads
+    (congestion raised early)."""
+
+    window_end: datetime
+    vehicle_s: float
+    """Time vehicles spent in the zone so far, seconds."""
+    speed_ratio: float | None
+    """Space-mean speed so far / the speed limit; None before any vehicle-time."""
+
+
 @dataclass
 class _Totals:
     crossings: int = 0
@@ -127,6 +139,18 @@ class SegmentMeter:
                 self._last[track_id] = (t_s, uv, xy)
         self._forget(t_s)
         return closed
+
+    def open_windows(self) -> dict[str, OpenWindow]:
+        """Each segment's current window so far, by segment id (empty before the first frame)."""
+        if self._window_end is None:
+            return {}
+        return {
+            geometry.segment.id: OpenWindow(
+                self._window_end, totals.vehicle_seconds, _speed_ratio(totals, geometry.segment.speed_limit_kmh)
+            )
+            for geometry in self._segments
+            for totals in [self._totals[geometry.segment.id]]
+        }
 
     def flush(self) -> list[SegmentWindow]:
         """Close the current window (end of a replay or a clean shutdown)."""
@@ -221,9 +245,8 @@ class SegmentMeter:
         for geometry in self._segments:
             segment = geometry.segment
             totals = self._totals[segment.id]
-            metres = sum(abs(m) for m in totals.track_metres.values())
-            speed = metres / totals.vehicle_seconds * 3.6 if totals.vehicle_seconds > 0 else None
-            ratio = speed / segment.speed_limit_kmh if speed is not None else None
+            ratio = _speed_ratio(totals, segment.speed_limit_kmh)
+            speed = ratio * segment.speed_limit_kmh if ratio is not None else None
             windows.append(
                 SegmentWindow(
                     segment_id=segment.id,
@@ -252,6 +275,13 @@ class SegmentMeter:
         for counted in self._counted.values():
             for track_id in [t for t, when in counted.items() if t_s - when > 600.0]:
                 del counted[track_id]
+
+
+def _speed_ratio(totals: _Totals, speed_limit_kmh: float) -> float | None:
+    if totals.vehicle_seconds <= 0:
+        return None
+    speed_kmh = sum(abs(m) for m in totals.track_metres.values()) / totals.vehicle_seconds * 3.6
+    return speed_kmh / speed_limit_kmh
 
 
 def window_end_for(ts: datetime, window_s: float) -> datetime:

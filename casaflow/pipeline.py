@@ -63,7 +63,8 @@ class CameraPipeline:
         windows = self.meter.update(frame.ts, tracked)
         incidents = (
             self.incidents.update(
-                frame.ts, tracked, self.tracker.confirmed_tracks, frame_yuv=frame.yuv, windows=windows
+                frame.ts, tracked, self.tracker.confirmed_tracks, frame_yuv=frame.yuv, windows=windows,
+                open_windows=self.meter.open_windows(),
             )
             if self.incidents is not None
             else []

@@ -158,7 +158,7 @@ def run(objects: dict[int, tuple[str, Path]], *, seconds: float, feed: Callable 
         tracked = tracker.update(detections, ts)
         windows = meter.update(ts, tracked)
         out += detector.update(ts, tracked, tracker.confirmed_tracks, frame_yuv=None if yuv is None else yuv(k / FPS),
-                               windows=windows)
+                               windows=windows, open_windows=meter.open_windows())
     return out
 
 

@@ -175,6 +175,20 @@ def test_crossing_against_the_direction_is_not_counted_but_its_speed_is_a_speed(
     assert window.mean_speed_kmh == pytest.approx(36.0, rel=0.01), "a wrong-way vehicle does not cancel another's travel"
 
 
+def test_the_open_window_reads_the_speed_so_far():
+    meter = SegmentMeter(camera(), window_s=60)
+    assert meter.open_windows() == {}
+    path = constant(36.0, seconds=8)  # 10 m/s from y = 0, through the zone (15..60 m) and out
+    for k, (x_m, y_m) in enumerate(path):
+        meter.update(START + timedelta(seconds=k / FPS), Detections(
+            xyxy=np.array([box_at(x_m, y_m)], np.float32), confidence=np.ones(1),
+            class_id=np.array([CLASS_IDS["car"]]), tracker_id=np.array([1])))
+    window = meter.open_windows()["cam.north"]
+    assert window.window_end == START + timedelta(seconds=60)
+    assert window.speed_ratio == pytest.approx(36.0 / 50, rel=0.02)
+    assert window.vehicle_s == pytest.approx((60.0 - 15.0) / 10.0, abs=0.3)
+
+
 def test_windows_align_to_the_epoch():
     windows = run({1: constant(40, seconds=150)}, seconds=150)
     assert [w.window_end for w in windows] == [START + timedelta(seconds=s) for s in (60, 120, 180)]
