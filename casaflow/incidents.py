@@ -830,7 +830,8 @@ class IncidentDetector:
         """A vehicle that arrived moving and now stands with its footprint meeting another standing vehicle's
         in the same lane (closer than a vehicle length, or having driven into it: the order along the lane
         swapped). A queue keeps a gap, and nobody passes through the vehicle ahead. The struck vehicle may
-        have vanished at the impact: the striker's box, nearer the camera, hides it."""
+        have vanished at the impact: the striker's box, nearer the camera, hides it. A track born within its
+        approach is not judged: a road user coming out from behind another looks like one arriving fast."""
         rules = self.rules
         t, xy = history.t_s, history.xy_m
         stood_s = float(t[k])
@@ -838,7 +839,7 @@ class IncidentDetector:
         if not rules.collision_confirm_s <= standing_s <= rules.collision_confirm_s + 10.0:
             return []
         approach = np.flatnonzero((t >= stood_s - rules.collision_approach_s) & (t <= stood_s))
-        if len(approach) < 2:
+        if len(approach) < 2 or approach[0] < LEAP_CONTEXT_STEPS:
             return []
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))

@@ -227,7 +227,7 @@ def collision_case(*, abrupt: bool):
     y, v = 5.0, 0.0
     for k in range(int(25 * FPS)):
         t_s = k / FPS
-        v = 10.0 if t_s >= 6.0 else 0.0
+        v = 0.0 if t_s < 6.0 else 5.0 if t_s < 7.5 else 10.0  # seen 3.8 s before the impact: no young track
         follower.append(None if t_s < 6.0 else (LEFT_X_M, y))
         if t_s < 6.0:
             continue
@@ -254,7 +254,7 @@ def struck_car_hidden_case() -> dict[int, tuple[str, Path]]:
     striker's box, nearer the camera, hides it."""
     objects = collision_case(abrupt=True)
     cls, leader = objects[1]
-    objects[1] = (cls, [p if k / FPS < 9.4 else None for k, p in enumerate(leader)])
+    objects[1] = (cls, [p if k / FPS < 10.2 else None for k, p in enumerate(leader)])
     return objects
 
 
@@ -274,9 +274,9 @@ CASES = {
     "red_light": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("r"), "red_light",
         5.0, 3.0),
-    "collision": (lambda: collision_case(abrupt=True), 25, None, "collision", 6.0 + 30.5 / 10.0, 10.0),
+    "collision": (lambda: collision_case(abrupt=True), 25, None, "collision", 7.5 + 23.0 / 10.0, 10.0),
     "collision_the_struck_car_is_hidden_by_the_striker": (
-        struck_car_hidden_case, 25, None, "collision", 6.0 + 30.5 / 10.0, 10.0),
+        struck_car_hidden_case, 25, None, "collision", 7.5 + 23.0 / 10.0, 10.0),
     "collision_the_striker_vanishes_into": (lambda: vanishing_case(speed_mps=10.0, vanish_y_m=34.0), 10, None,
                                             "collision", 2.5 + 1.2 / 10.0, 10.0),
     "pedestrian_crossing_midblock": (
@@ -331,6 +331,19 @@ NEAR_MISSES = {
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
+
+
+def unhidden_case() -> dict[int, tuple[str, Path]]:
+    """A car brakes gently to a stop; a motorcycle it hid comes into view just ahead of it: the young
+    track's first steps (a box growing out of the car's) look like an arrival at speed that stops dead at
+    the car's bumper."""
+    car = drive(speed_kmh=30, seconds=20, y0_m=5.0, stop_at_s={40.0: 100.0})
+    moto: Path = [None] * int(12 * FPS) + [(LEFT_X_M, y_m) for y_m in (37.0, 38.5, 40.0, 41.5, 43.0)]
+    return {1: ("car", car), 2: ("motorcycle", moto + [(LEFT_X_M, 43.5)] * int(8 * FPS))}
+
+
+def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
+    assert not raised(run(unhidden_case(), seconds=20), "collision")
 
 
 def queue_id_slide_case() -> dict[int, tuple[str, Path]]:
