@@ -144,13 +144,13 @@ class SegmentMeter:
         """Each segment's current window so far, by segment id (empty before the first frame)."""
         if self._window_end is None:
             return {}
-        return {
-            geometry.segment.id: OpenWindow(
-                self._window_end, totals.vehicle_seconds, _speed_ratio(totals, geometry.segment.speed_limit_kmh)
-            )
-            for geometry in self._segments
-            for totals in [self._totals[geometry.segment.id]]
-        }
+        windows = {}
+        for geometry in self._segments:
+            totals = self._totals[geometry.segment.id]
+            speed = _speed_kmh(totals)
+            ratio = speed / geometry.segment.speed_limit_kmh if speed is not None else None
+            windows[geometry.segment.id] = OpenWindow(self._window_end, totals.vehicle_seconds, ratio)
+        return windows
 
     def flush(self) -> list[SegmentWindow]:
         """Close the current window (end of a replay or a clean shutdown)."""
@@ -245,8 +245,8 @@ class SegmentMeter:
         for geometry in self._segments:
             segment = geometry.segment
             totals = self._totals[segment.id]
-            ratio = _speed_ratio(totals, segment.speed_limit_kmh)
-            speed = ratio * segment.speed_limit_kmh if ratio is not None else None
+            speed = _speed_kmh(totals)
+            ratio = speed / segment.speed_limit_kmh if speed is not None else None
             windows.append(
                 SegmentWindow(
                     segment_id=segment.id,
@@ -277,11 +277,11 @@ class SegmentMeter:
                 del counted[track_id]
 
 
-def _speed_ratio(totals: _Totals, speed_limit_kmh: float) -> float | None:
+def _speed_kmh(totals: _Totals) -> float | None:
+    """Space-mean speed of a window's totals; None without vehicle-time."""
     if totals.vehicle_seconds <= 0:
         return None
-    speed_kmh = sum(abs(m) for m in totals.track_metres.values()) / totals.vehicle_seconds * 3.6
-    return speed_kmh / speed_limit_kmh
+    return sum(abs(m) for m in totals.track_metres.values()) / totals.vehicle_seconds * 3.6
 
 
 def window_end_for(ts: datetime, window_s: float) -> datetime:
