@@ -2,7 +2,8 @@
 
 The measures follow the history contract (DESIGN.md):
 - `vehicle_count`: tracks whose ground anchor (`casaflow.anchors`) crosses the segment's count line,
-  each track counted once per segment, pedestrians excluded;
+  each track counted once per segment, pedestrians excluded; a track lost just before the line at speed
+  and not seen again crossed it hidden;
 - `mean_speed_kmh`: space-mean speed = distance travelled by vehicles in the zone / the time they spent in
   it (Edie's definitions). A track's distance in a window is its displacement along the segment's
   direction, summed over its frames, so that the jitter of a box's ground point telescopes (it only counts
@@ -44,6 +45,11 @@ STITCH_BACK_M = 2.0
 """A continuation may appear this far behind the lost track's last point (its box jitters)."""
 STITCH_LATERAL_M = 2.5
 """Sideways offset (across the segment) beyond which a new track is another lane's vehicle."""
+UNSEEN_CROSSING_MIN_MPS = 5.0
+UNSEEN_CROSSING_REACH_M = 15.0
+UNSEEN_CROSSING_WAIT_S = 1.0
+"""A track lost at most REACH before the count line, driving towards it at MIN or faster, and not seen
+again WAIT after it would have reached the line, crossed it hidden."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class SegmentMeter:
         self._totals = {s.id: _Totals() for s in camera.segments}
         self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
         self._velocity_xy: dict[int, np.ndarray] = {}
+        self._class_id: dict[int, int] = {}
         self._crossings: dict[str, deque] = {s.id: deque() for s in camera.segments}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
 
@@ -130,13 +137,15 @@ class SegmentMeter:
             ground_xy = apply_homography(self._homography, anchors_uv)
             for geometry in self._segments:
                 self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s)
-            for track_id, uv, xy in zip(vehicles.tracker_id.tolist(), anchors_uv, ground_xy):
+            for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
                 previous = self._last.get(track_id)
                 if previous is not None and 0 < t_s - previous[0] <= MAX_GAP_S:
                     step = (xy - previous[2]) / (t_s - previous[0])
                     before = self._velocity_xy.get(track_id)
                     self._velocity_xy[track_id] = step if before is None else 0.7 * before + 0.3 * step
                 self._last[track_id] = (t_s, uv, xy)
+                self._class_id[track_id] = class_id
+        self._count_unseen_crossings(t_s)
         self._forget(t_s)
         return closed
 
@@ -231,6 +240,25 @@ class SegmentMeter:
             counted[best] = counted[track_id] = t_s
             self._count(geometry, class_id, xy, t_s)
 
+    def _count_unseen_crossings(self, t_s: float) -> None:
+        """Counts the vehicles that crossed a count line hidden (a standing truck or a bus in the nearer lane
+        covers it), from their last speed (`UNSEEN_CROSSING_*`), at their predicted crossing. A continuation
+        found later is stitched to a counted track, so it is not counted again."""
+        for geometry in self._segments:
+            counted = self._counted[geometry.segment.id]
+            for track_id, (seen_s, uv, xy) in self._last.items():
+                velocity = self._velocity_xy.get(track_id)
+                if track_id in counted or velocity is None or not 0 < t_s - seen_s <= COUNT_MAX_GAP_S:
+                    continue
+                speed_mps = float(velocity @ geometry.direction_xy)
+                to_line_m = -float((xy - geometry.line_mid_xy) @ geometry.direction_xy)
+                if speed_mps < UNSEEN_CROSSING_MIN_MPS or not 0 < to_line_m <= UNSEEN_CROSSING_REACH_M:
+                    continue
+                crossing_s = seen_s + to_line_m / speed_mps
+                if t_s >= crossing_s + UNSEEN_CROSSING_WAIT_S and points_in_polygon(uv[None], geometry.zone_uv)[0]:
+                    counted[track_id] = t_s
+                    self._count(geometry, self._class_id[track_id], xy + velocity * (crossing_s - seen_s), crossing_s)
+
     def _advance(self, ts: datetime) -> list[SegmentWindow]:
         closed: list[SegmentWindow] = []
         if self._window_end is None:
@@ -271,6 +299,7 @@ class SegmentMeter:
         stale = [track_id for track_id, (seen_s, _, _) in self._last.items() if t_s - seen_s > 30.0]
         for track_id in stale:
             del self._last[track_id]
+            del self._class_id[track_id]
             self._velocity_xy.pop(track_id, None)
         for counted in self._counted.values():
             for track_id in [t for t, when in counted.items() if t_s - when > 600.0]:

@@ -149,11 +149,26 @@ def test_a_vehicle_hidden_while_it_crosses_is_counted_once():
     assert window.vehicle_count == 1
 
 
+def test_a_vehicle_lost_just_before_the_line_at_speed_crossed_it_hidden():
+    lost, _ = split(constant(36.0, seconds=20), hidden_from_y_m=33.0, hidden_s=1.0)
+    (window,) = run({1: lost}, seconds=20)
+    assert window.vehicle_count == 1 and window.class_counts[CLASS_IDS["car"]] == 1
+    slowing, _ = split(constant(14.4, seconds=20), hidden_from_y_m=33.0, hidden_s=1.0)
+    (window,) = run({1: slowing}, seconds=20)
+    assert window.vehicle_count == 0, "at 4 m/s it may stand hidden in a queue before the line"
+    far, _ = split(constant(36.0, seconds=20), hidden_from_y_m=20.0, hidden_s=1.0)
+    (window,) = run({1: far}, seconds=20)
+    assert window.vehicle_count == 0, "17 m before the line: it may yet turn or stop"
+    before, after = split(constant(36.0, seconds=20), hidden_from_y_m=33.0, hidden_s=1.6)
+    (window,) = run({1: before, 2: after}, seconds=20)
+    assert window.vehicle_count == 1, "found again past the line: the same vehicle"
+
+
 def test_stitching_neither_double_counts_nor_takes_another_lane():
     before, after = split(constant(36.0, seconds=20), hidden_from_y_m=45.0, hidden_s=1.0)
     (window,) = run({1: before, 2: after}, seconds=20)
     assert window.vehicle_count == 1, "counted on crossing; its continuation is not another vehicle"
-    lost, _ = split(constant(36.0, seconds=20), hidden_from_y_m=36.0, hidden_s=1.0)
+    lost, _ = split(constant(36.0, seconds=20), hidden_from_y_m=20.0, hidden_s=1.0)
     other_lane = [None] * int(3.8 * FPS) + constant(36.0, start_y_m=38.5, x_m=7.5, seconds=10)
     (window,) = run({1: lost, 2: other_lane}, seconds=20)
     assert window.vehicle_count == 0, "a vehicle born in the next lane does not continue the lost one"
