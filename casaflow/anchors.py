@@ -68,22 +68,27 @@ class GroundAnchors:
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         anchors = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
         self._place_near_ends(xyxy, np.asarray(class_id, np.int64), anchors)
-        anchors[xyxy[:, 0] <= CUT_MARGIN_PX, 0] = 0.0
+        left, right, _ = self._cut_sides(xyxy)
+        anchors[left, 0] = 0.0
         if self.image_size_px is not None:
-            width_px = self.image_size_px[0]
-            anchors[xyxy[:, 2] >= width_px - CUT_MARGIN_PX, 0] = width_px
+            anchors[right, 0] = self.image_size_px[0]
         return anchors
 
     def cut_by_edge(self, xyxy: np.ndarray) -> np.ndarray:
         """(n,) bool: boxes cut by the picture's left, right or bottom edge, whose footprint is out of sight.
         Their anchors stay on the edge while the road user moves, then leap when it comes into full view: no
         speed or leap test may use them."""
-        xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
-        cut = xyxy[:, 0] <= CUT_MARGIN_PX
-        if self.image_size_px is not None:
-            width_px, height_px = self.image_size_px
-            cut |= (xyxy[:, 2] >= width_px - CUT_MARGIN_PX) | (xyxy[:, 3] >= height_px - CUT_MARGIN_PX)
-        return cut
+        left, right, bottom = self._cut_sides(np.asarray(xyxy, np.float64).reshape(-1, 4))
+        return left | right | bottom
+
+    def _cut_sides(self, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n,) bool each: boxes cut by the left, right and bottom edge (the last two False while the
+        frame's size is unknown)."""
+        left = xyxy[:, 0] <= CUT_MARGIN_PX
+        if self.image_size_px is None:
+            return left, np.zeros_like(left), np.zeros_like(left)
+        width_px, height_px = self.image_size_px
+        return left, xyxy[:, 2] >= width_px - CUT_MARGIN_PX, xyxy[:, 3] >= height_px - CUT_MARGIN_PX
 
     def _place_near_ends(self, xyxy: np.ndarray, class_id: np.ndarray, anchors: np.ndarray) -> None:
         """Moves the anchors of buses and trucks in a zone to their near end's centre, in place."""

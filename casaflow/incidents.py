@@ -50,7 +50,7 @@ from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon
 from casaflow.inventory import Camera
-from casaflow.kinematics import LEAP_CONTEXT_STEPS, leaps_since
+from casaflow.kinematics import leaps_since, too_young_since
 from casaflow.measurement import MAX_GAP_S, OpenWindow, SegmentWindow
 from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
@@ -659,7 +659,7 @@ class IncidentDetector:
         since_s = float(deep_t[behind[-1]])
         if deep_t[-1] - since_s > rules.wrong_way_distance_m / rules.wrong_way_min_speed_mps:
             return False
-        if int(np.searchsorted(history.t_s, since_s)) < LEAP_CONTEXT_STEPS:
+        if too_young_since(history.t_s, since_s):
             return False
         return not leaps_since(history.t_s, history.xy_m, since_s=since_s, reversals=True)
 
@@ -678,8 +678,8 @@ class IncidentDetector:
             if not behind.size:
                 continue
             i = int(behind[-1])
-            if i + 1 >= len(offset) or i < LEAP_CONTEXT_STEPS:
-                continue  # too young a track to tell its crossing step from an identity switch (leaps_since)
+            if i + 1 >= len(offset) or too_young_since(history.t_s, history.t_s[i]):
+                continue
             fraction = -offset[i] / (offset[i + 1] - offset[i])
             crossing_s = history.t_s[i] + fraction * (history.t_s[i + 1] - history.t_s[i])
             lateral = history.stop_lateral[i, k] + fraction * (history.stop_lateral[i + 1, k] - history.stop_lateral[i, k])
@@ -839,7 +839,7 @@ class IncidentDetector:
         if not rules.collision_confirm_s <= standing_s <= rules.collision_confirm_s + 10.0:
             return []
         approach = np.flatnonzero((t >= stood_s - rules.collision_approach_s) & (t <= stood_s))
-        if len(approach) < 2 or approach[0] < LEAP_CONTEXT_STEPS:
+        if len(approach) < 2 or too_young_since(t, stood_s - rules.collision_approach_s):
             return []
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))

@@ -17,6 +17,13 @@ REVERSAL_MIN_MPS = 4.0
 vehicle turns round within a fraction of a second."""
 
 
+def too_young_since(t_s: np.ndarray, since_s: float) -> bool:
+    """Whether a track has fewer than `LEAP_CONTEXT_STEPS` points before `since_s`: `leaps_since` gives such
+    steps the benefit of the doubt, so a verdict that rests on them (a crossing, an approach, a run against
+    the lane) cannot be told from an identity switch or a road user coming into view."""
+    return int(np.searchsorted(t_s, since_s)) < LEAP_CONTEXT_STEPS
+
+
 def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
     speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later), or, with

@@ -93,6 +93,9 @@ class _Totals:
     crossings: int = 0
     vehicle_seconds: float = 0.0
     track_metres: dict[int, float] = field(default_factory=dict)
+    """Each track's displacement along the segment in the window, metres."""
+    metres: float = 0.0
+    """The sum of their lengths, kept as they change: read every frame by `open_windows`."""
     line_seconds: float = 0.0
     class_counts: list[int] = field(default_factory=lambda: [0] * len(VEHICLE_CLASSES))
 
@@ -186,7 +189,9 @@ class SegmentMeter:
             gap_s = t_s - previous[0]
             if inside[k] and gap_s <= MAX_GAP_S:
                 totals.vehicle_seconds += gap_s
-                totals.track_metres[track_id] = totals.track_metres.get(track_id, 0.0) + along_m
+                before_m = totals.track_metres.get(track_id, 0.0)
+                totals.track_metres[track_id] = before_m + along_m
+                totals.metres += abs(before_m + along_m) - abs(before_m)
                 if from_line_m[k] <= TYPICAL_LENGTH_M[class_ids[k]] / 2:
                     totals.line_seconds += gap_s
             if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
@@ -310,7 +315,7 @@ def _speed_kmh(totals: _Totals) -> float | None:
     """Space-mean speed of a window's totals; None without vehicle-time."""
     if totals.vehicle_seconds <= 0:
         return None
-    return sum(abs(m) for m in totals.track_metres.values()) / totals.vehicle_seconds * 3.6
+    return max(totals.metres, 0.0) / totals.vehicle_seconds * 3.6
 
 
 def window_end_for(ts: datetime, window_s: float) -> datetime:
