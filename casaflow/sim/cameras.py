@@ -163,7 +163,7 @@ def _plan_one(
     )
     road = network.road_of_edge(edge.getID())
     views = [
-        _segment_view(camera_id, edge, road.name, road.speed_kmh, zone_start_m, zone_end_m)
+        _segment_view(camera_id, edge, road.name, road.speed_kmh, *_in_view(pinhole, edge, zone_start_m, zone_end_m))
     ]
     reverse = _reverse_edge(edge, net)
     if reverse is not None:
@@ -173,7 +173,7 @@ def _plan_one(
         offset = float(np.dot(start_xy + unit * camera_along_m - rev_start_xy, rev_unit))
         rev_from, rev_to = sorted((offset - ahead_end, offset - ahead_start))
         rev_from, rev_to = max(rev_from, 0.5), min(rev_to, reverse.getLength() - 0.5)
-        views.append(_segment_view(camera_id, reverse, road.name, road.speed_kmh, rev_from, rev_to))
+        views.append(_segment_view(camera_id, reverse, road.name, road.speed_kmh, *_in_view(pinhole, reverse, rev_from, rev_to)))
     cross = _cross_street(edge, network) if kind == "intersection" else ""
     heading = HEADING_WORDS[edge.getID()[-1]]
     name = f"{road.name} {heading} at {cross}" if cross else f"{road.name} {heading}, mid-block"
@@ -284,6 +284,24 @@ def _segment_view(
         speed_limit_kmh=speed_kmh,
         name=f"{road_name} {HEADING_WORDS[edge.getID()[-1]]}",
     )
+
+
+def _in_view(pinhole: PinholeCamera, edge: sumolib.net.edge.Edge, from_m: float, to_m: float) -> tuple[float, float]:
+    """The longest stretch of [from_m, to_m] along `edge` whose whole width is in the picture.
+
+    A zone is drawn on the image, so it can only hold what the camera sees: where the picture's edge cuts
+    the road diagonally (the facing direction, beside the pole), the zone starts where every lane is in view,
+    and the truth, measured over the zone's stretch of road, covers what the camera can measure.
+    """
+    along_m = np.arange(from_m, to_m + 1e-9, 0.25)
+    corners = np.array([[_border_point(edge, s, side) for side in ("right", "left")] for s in along_m])
+    ground = np.column_stack([corners.reshape(-1, 2), np.zeros(corners.shape[0] * 2)])
+    uv, depth_m = pinhole.project(ground)
+    inside = (depth_m > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= pinhole.width_px) & (uv[:, 1] >= 0) & (uv[:, 1] <= pinhole.height_px)
+    whole = np.flatnonzero(inside.reshape(-1, 2).all(axis=1))
+    if len(whole) < 2:
+        return from_m, to_m
+    return float(along_m[whole[0]]), float(along_m[whole[-1]])
 
 
 def _road_lanes(edge: sumolib.net.edge.Edge) -> list:

@@ -2,7 +2,7 @@
 
 Pins: identical truth for the same seed; truth boxes agree with the decoded video; the inventory's
 homography maps a road user's ground point to its SUMO position within 0.5 m; segment windows follow
-the history contract; every incident type is staged in view in `demo`.
+the history contract; every zone is the whole road in the picture; every incident type is staged in view in `demo`.
 """
 
 
@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from casaflow.geometry import apply_homography
+from casaflow.geometry import apply_homography, polygon_area
 from casaflow.history import SEGMENT_SCHEMA, TRUTH_FRAME_SCHEMA, TRUTH_INCIDENT_SCHEMA
 from casaflow.inventory import load_inventory
 from casaflow.measures import level_of_service
@@ -103,6 +103,18 @@ def test_segment_windows_follow_the_history_contract(tiny_city, tiny_scenario):
     for row in segments.itertuples():
         ratio = None if np.isnan(row.speed_ratio) else row.speed_ratio
         assert row.los == level_of_service(ratio)
+
+
+def test_every_zone_is_the_whole_road_in_the_picture(tiny_city):
+    """The truth measures a zone's stretch of road across all its lanes, so the camera must see all of it: a
+    zone cut by the picture's edge would score the camera on vehicles it cannot see."""
+    inventory = load_inventory(tiny_city / "cameras.yaml")
+    for camera in inventory.cameras:
+        for segment in camera.segments:
+            zone_xy = apply_homography(camera.calibration.image_to_ground, np.asarray(segment.zone, float))
+            line_xy = apply_homography(camera.calibration.image_to_ground, np.asarray(segment.count_line, float))
+            road_width_m = float(np.linalg.norm(line_xy[1] - line_xy[0]))
+            assert polygon_area(zone_xy) == pytest.approx(segment.length_m * road_width_m, rel=0.03), segment.id
 
 
 @pytest.mark.slow
