@@ -3,8 +3,11 @@
 Every rule reads the tracks' ground trajectories (metres, the camera's homography) against the
 inventory's zones, mapped once from the image to the ground, for the tracks detected at least once with
 `min_track_confidence` (the meter counts fainter tracks too; an alert needs an object someone can see):
-- `speeding`: space-mean speed along the segment, fitted over at least `speeding_distance_m` of its zone
-  without an identity switch, above the limit plus `speeding_tolerance_kmh`; starts at zone entry;
+- `speeding`: the speed along the segment over a passage through its zone (entry to exit, or to where the
+  track was lost), fitted over at least `speeding_distance_m` without an identity switch, above the limit
+  plus `speeding_tolerance_kmh`: a section speed, so a driver braking hard from a speed into a queue
+  ahead is judged on the section, not on its first metres; raised as the vehicle leaves the zone (or
+  `SPEEDING_LOST_S` after it was lost in it); starts at zone entry;
 - `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone,
   at `wrong_way_min_speed_mps` or more and without an identity switch; starts at zone entry;
 - `red_light`: the (moving-median) ground anchor crosses a stop line at `red_light_min_speed_mps` or more
@@ -94,6 +97,8 @@ STOP_SPOT_M = 1.0
 PEDESTRIAN_PACE_S = 3.0
 """A 'pedestrian' is also judged by its net speed over this long: a far cyclist's box jitters and slows
 for a second now and then, while its class flickers to pedestrian."""
+SPEEDING_LOST_S = 0.5
+"""A vehicle unseen this long inside a zone has ended its passage as far as the camera can measure it."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
 SMOOTHING_LAG = 2
@@ -436,6 +441,7 @@ class IncidentDetector:
         self._open: dict[tuple[str, int], _Open] = {}
         self._congestion: dict[int, Incident] = {}
         self._lost: list[_History] = []
+        self._last_update_s = -math.inf
         """Four-wheelers not seen this frame, last seen within `collision_confirm_s` + 10 s."""
         self._clear_since_s: dict[int, float] = {}
         """Per standing track: since when no queue, jam or signal has held it (stopped-vehicle debounce)."""
@@ -489,7 +495,9 @@ class IncidentDetector:
                 raised += self._vehicle_rules(history, current, now_s, frame_ts)
             else:
                 raised += self._pedestrian_rule(history, now_s, frame_ts)
+        raised += self._lost_in_zone_speeding(current, now_s, frame_ts)
         raised += self._congestion_rules(now_s, frame_ts, windows, open_windows)
+        self._last_update_s = now_s
         ended = self._end_stationary(now_s)
         self._forget(now_s)
         return raised + ended
@@ -624,23 +632,51 @@ class IncidentDetector:
         raised: list[Incident] = []
         rules = self.rules
         t, xy = history.t_s, history.xy_m
-        depth_now = history.segment_depth_m[-1]
-        for s in np.flatnonzero(depth_now >= 0):
-            run = trailing_run_start(history.segment_depth_m[:, s] >= 0)
-            along = xy[run:] @ self._segment_dir_xy[s]
-            if len(along) >= 2 and along.max() - along.min() >= rules.speeding_distance_m:
-                speed_kmh = fitted_speed_mps(t[run:], along) * 3.6
-                excess_kmh = speed_kmh - self._limits_kmh[s]
-                if excess_kmh > rules.speeding_tolerance_kmh and not leaps_since(t, xy, since_s=t[run]):
-                    raised += self._raise_once("speeding", [history.track_id], lambda s=s, run=run, e=excess_kmh: self._incident(
-                        "speeding", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1],
-                        severity=2 if e > rules.speeding_tolerance_kmh + 20 else 1))
-            if self._wrong_way(history, s, run, along):
+        inside = history.segment_depth_m >= 0
+        for s in np.flatnonzero(inside[-1]):
+            run = trailing_run_start(inside[:, s])
+            if self._wrong_way(history, s, run, xy[run:] @ self._segment_dir_xy[s]):
                 raised += self._raise_once("wrong_way", [history.track_id], lambda s=s, run=run: self._incident(
                     "wrong_way", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1]))
+        if len(t) >= 2:
+            for s in np.flatnonzero(inside[-2] & ~inside[-1]):
+                raised += self._speeding(history, s, trailing_run_start(inside[:-1, s]), len(t) - 1, frame_ts)
         raised += self._red_light(history, frame_ts)
         if len(t) >= 2:
             raised += self._stationary_rules(history, current, now_s, frame_ts)
+        return raised
+
+    def _speeding(self, history: _History, s: int, start: int, end: int, frame_ts: datetime) -> list[Incident]:
+        """Judges the passage through segment `s`'s zone made of the history's points `start` to `end` - 1. Most
+        of its steps must be as fast (their median at least half the fitted speed): a young track's leap onto
+        another vehicle, which `leaps_since` cannot tell from motion yet, is one long step among short ones."""
+        rules = self.rules
+        t, xy = history.t_s[:end], history.xy_m[:end]
+        along = xy[start:] @ self._segment_dir_xy[s]
+        if len(along) < 3 or along.max() - along.min() < rules.speeding_distance_m:
+            return []
+        speed_mps = fitted_speed_mps(t[start:], along)
+        excess_kmh = speed_mps * 3.6 - self._limits_kmh[s]
+        if excess_kmh <= rules.speeding_tolerance_kmh or np.median(np.diff(along) / np.diff(t[start:])) < speed_mps / 2:
+            return []
+        if leaps_since(t, xy, since_s=t[start]):
+            return []
+        return self._raise_once("speeding", [history.track_id], lambda: self._incident(
+            "speeding", s, [history.track_id], start_s=t[start], frame_ts=frame_ts, xy_m=xy[-1],
+            severity=2 if excess_kmh > rules.speeding_tolerance_kmh + 20 else 1))
+
+    def _lost_in_zone_speeding(self, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
+        """Judges the passages of vehicles lost inside a zone (hidden, or too far to detect) once, when they
+        have been unseen for `SPEEDING_LOST_S`."""
+        raised: list[Incident] = []
+        seen_now = {id(h) for h in current}
+        for history in self._histories.values():
+            lost_s = history.t_s[-1] + SPEEDING_LOST_S if len(history.t_s) else math.inf
+            if id(history) in seen_now or not history.is_vehicle or not self._last_update_s < lost_s <= now_s:
+                continue
+            inside = history.segment_depth_m >= 0
+            for s in np.flatnonzero(inside[-1]):
+                raised += self._speeding(history, s, trailing_run_start(inside[:, s]), len(history.t_s), frame_ts)
         return raised
 
     def _wrong_way(self, history: _History, s: int, run: int, along: np.ndarray) -> bool:

@@ -4,7 +4,7 @@ Synthetic road users move on the ground of a known pinhole camera; their boxes g
 ByteTracker, so the rules see Kalman-filtered ground trajectories as in the pipeline. Pins: each rule
 fires once, with a start close to the true start and within the time-to-detect goals (10 s; 3 s for
 red_light, wrong_way and speeding); near misses stay quiet (a queue at a red light, limit + 5 km/h, a
-pedestrian on the sidewalk, right-way traffic, a short stop in a no-stopping zone, normal braking behind a
+pedestrian on the sidewalk, right-way traffic, braking hard from a speed for a red, a short stop in a no-stopping zone, normal braking behind a
 stopped car, crossing on green, free-flowing traffic); signal_state reads the lit lamp of a synthetic head;
 ids are deterministic across reruns; thresholds are validated and overridable per camera.
 """
@@ -268,6 +268,9 @@ CASES = {
     "speeding_limit_plus_15": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=65 / 3.6, seconds=6))}, 6, None, "speeding",
         10.0 / (65 / 3.6), 3.0),
+    "speeding_lost_in_the_zone": (
+        lambda: {1: ("car", [p if p[1] <= 45.0 else None for p in constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=65 / 3.6, seconds=6)])},
+        6, None, "speeding", 10.0 / (65 / 3.6), 3.0),
     "wrong_way": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=70.0, vy_mps=-30 / 3.6, seconds=10))}, 10, None, "wrong_way",
         10.0 / (30 / 3.6), 3.0),
@@ -306,6 +309,9 @@ NEAR_MISSES = {
     "short_stop_in_no_stopping_zone": (lambda: illegal_stopping_case(20.0), 50, None),
     "limit_plus_5_is_not_speeding": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, 6, None),
+    "braking_hard_from_speed_for_a_red_is_not_speeding": (
+        lambda: {1: ("car", drive(speed_kmh=80, seconds=20, y0_m=5.0, stop_at_s={STOP_Y_M - 1.0: 100.0}, decel_mps2=7.0))},
+        20, always("r")),
     "right_way_is_not_wrong_way": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=30 / 3.6, seconds=8))}, 8, None),
     "crossing_on_green": (
