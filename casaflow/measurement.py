@@ -7,7 +7,8 @@ The measures follow the history contract (DESIGN.md):
 - `mean_speed_kmh`: space-mean speed = distance travelled by vehicles in the zone / the time they spent in
   it (Edie's definitions). A track's distance in a window is its displacement along the segment's
   direction, summed over its frames, so that the jitter of a box's ground point telescopes (it only counts
-  at the ends, not at every frame), then taken as a length: a wrong-way vehicle travels too;
+  at the ends, not at every frame), then taken as a length: a wrong-way vehicle travels too. A track that
+  steps back against its motion at speed has jumped to an oncoming road user: each leg is a length;
 - `density_vpkm`: time-mean number of vehicles in the zone per km of zone (all lanes);
 - `occupancy`: time vehicles spend over the count line (ground anchor within half a typical length of the
   class from it, inside the zone) / (window x lanes): the mean lane occupancy a loop detector would give;
@@ -27,6 +28,7 @@ from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, VEHICLE_CLASSES, De
 from casaflow.anchors import GroundAnchors
 from casaflow.geometry import apply_homography, points_in_polygon, segments_cross
 from casaflow.inventory import Camera, Segment
+from casaflow.kinematics import REVERSAL_MIN_MPS
 from casaflow.measures import level_of_service
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
@@ -92,8 +94,8 @@ class OpenWindow:
 class _Totals:
     crossings: int = 0
     vehicle_seconds: float = 0.0
-    track_metres: dict[int, float] = field(default_factory=dict)
-    """Each track's displacement along the segment in the window, metres."""
+    track_metres: dict[tuple[int, int], float] = field(default_factory=dict)
+    """Each track leg's displacement along the segment in the window, metres."""
     metres: float = 0.0
     """The sum of their lengths, kept as they change: read every frame by `open_windows`."""
     line_seconds: float = 0.0
@@ -125,6 +127,8 @@ class SegmentMeter:
         self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
         self._velocity_xy: dict[int, np.ndarray] = {}
         self._class_id: dict[int, int] = {}
+        self._leg: dict[int, int] = {}
+        """Per track, how many times it reversed at speed: each reversal starts a new road user's leg."""
         self._crossings: dict[str, deque] = {s.id: deque() for s in camera.segments}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
 
@@ -138,6 +142,9 @@ class SegmentMeter:
         if len(vehicles):
             anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
             ground_xy = apply_homography(self._homography, anchors_uv)
+            for track_id, xy in zip(vehicles.tracker_id.tolist(), ground_xy):
+                if self._reverses(track_id, xy, t_s):
+                    self._leg[track_id] = self._leg.get(track_id, 0) + 1
             for geometry in self._segments:
                 self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s)
             for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
@@ -189,14 +196,26 @@ class SegmentMeter:
             gap_s = t_s - previous[0]
             if inside[k] and gap_s <= MAX_GAP_S:
                 totals.vehicle_seconds += gap_s
-                before_m = totals.track_metres.get(track_id, 0.0)
-                totals.track_metres[track_id] = before_m + along_m
+                leg = (track_id, self._leg.get(track_id, 0))
+                before_m = totals.track_metres.get(leg, 0.0)
+                totals.track_metres[leg] = before_m + along_m
                 totals.metres += abs(before_m + along_m) - abs(before_m)
                 if from_line_m[k] <= TYPICAL_LENGTH_M[class_ids[k]] / 2:
                     totals.line_seconds += gap_s
             if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
                 counted[track_id] = t_s
                 self._count(geometry, int(class_ids[k]), ground_xy[k], t_s)
+
+    def _reverses(self, track_id: int, xy: np.ndarray, t_s: float) -> bool:
+        """Whether the track steps back against its motion, both at `REVERSAL_MIN_MPS` or faster: it jumped to
+        another road user (a car going the other way, where small far boxes meet), whose travel must not
+        cancel the first one's."""
+        previous, velocity = self._last.get(track_id), self._velocity_xy.get(track_id)
+        if previous is None or velocity is None or not 0 < t_s - previous[0] <= MAX_GAP_S:
+            return False
+        step = (xy - previous[2]) / (t_s - previous[0])
+        fast = min(float(np.linalg.norm(step)), float(np.linalg.norm(velocity))) >= REVERSAL_MIN_MPS
+        return fast and float(step @ velocity) < 0
 
     def _count(self, geometry, class_id: int, xy: np.ndarray, t_s: float) -> None:
         """One crossing, unless another track crossed at the same place and moment: two tracks on one vehicle
@@ -306,6 +325,7 @@ class SegmentMeter:
             del self._last[track_id]
             del self._class_id[track_id]
             self._velocity_xy.pop(track_id, None)
+            self._leg.pop(track_id, None)
         for counted in self._counted.values():
             for track_id in [t for t, when in counted.items() if t_s - when > 600.0]:
                 del counted[track_id]

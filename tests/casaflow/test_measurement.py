@@ -189,6 +189,10 @@ def test_crossing_against_the_direction_is_not_counted_but_its_speed_is_a_speed(
     (window,) = run({1: constant(36.0), 2: backwards}, seconds=20)
     assert window.mean_speed_kmh == pytest.approx(36.0, rel=0.01), "a wrong-way vehicle does not cancel another's travel"
 
+    out_and_back = constant(36.0, start_y_m=20.0, seconds=2) + [(4.5, 40.0 - 36 / 3.6 * k / FPS) for k in range(int(2 * FPS))]
+    (window,) = run({1: out_and_back}, seconds=20)
+    assert window.mean_speed_kmh == pytest.approx(36.0, rel=0.1), "a track that jumps to an oncoming car does not net out"
+
 
 def test_the_open_window_reads_the_speed_so_far():
     meter = SegmentMeter(camera(), window_s=60)
