@@ -47,11 +47,12 @@ STITCH_BACK_M = 2.0
 """A continuation may appear this far behind the lost track's last point (its box jitters)."""
 STITCH_LATERAL_M = 2.5
 """Sideways offset (across the segment) beyond which a new track is another lane's vehicle."""
-UNSEEN_CROSSING_MIN_MPS = 5.0
+UNSEEN_CROSSING_MIN_MPS = 2.0
 UNSEEN_CROSSING_REACH_M = 15.0
 UNSEEN_CROSSING_WAIT_S = 1.0
 """A track lost at most REACH before the count line, driving towards it at MIN or faster, and not seen
-again WAIT after it would have reached the line, crossed it hidden."""
+again WAIT after it would have reached the line, crossed it hidden. MIN is a queue creeping on (a standing
+car's box jitters at well under it): in a jam the queue in the nearer lanes hides the line."""
 
 
 @dataclass(frozen=True)

@@ -153,9 +153,12 @@ def test_a_vehicle_lost_just_before_the_line_at_speed_crossed_it_hidden():
     lost, _ = split(constant(36.0, seconds=20), hidden_from_y_m=33.0, hidden_s=1.0)
     (window,) = run({1: lost}, seconds=20)
     assert window.vehicle_count == 1 and window.class_counts[CLASS_IDS["car"]] == 1
-    slowing, _ = split(constant(14.4, seconds=20), hidden_from_y_m=33.0, hidden_s=1.0)
-    (window,) = run({1: slowing}, seconds=20)
-    assert window.vehicle_count == 0, "at 4 m/s it may stand hidden in a queue before the line"
+    creeping, _ = split(constant(9.0, seconds=40), hidden_from_y_m=33.0, hidden_s=1.0)
+    (window,) = run({1: creeping}, seconds=40)
+    assert window.vehicle_count == 1, "a queue creeping on at 2.5 m/s goes on over the line"
+    edging, _ = split(constant(5.4, seconds=40), hidden_from_y_m=33.0, hidden_s=1.0)
+    (window,) = run({1: edging}, seconds=40)
+    assert window.vehicle_count == 0, "at 1.5 m/s it may be stopping, hidden in a queue before the line"
     far, _ = split(constant(36.0, seconds=20), hidden_from_y_m=20.0, hidden_s=1.0)
     (window,) = run({1: far}, seconds=20)
     assert window.vehicle_count == 0, "17 m before the line: it may yet turn or stop"
