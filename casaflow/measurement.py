@@ -9,7 +9,9 @@ The measures follow the history contract (DESIGN.md):
   direction, summed over its frames, so that the jitter of a box's ground point telescopes (it only counts
   at the ends, not at every frame), then taken as a length: a wrong-way vehicle travels too. A track that
   steps back against its motion at speed has jumped to an oncoming road user: each leg is a length;
-- `density_vpkm`: time-mean number of vehicles in the zone per km of zone (all lanes);
+- `density_vpkm`: time-mean number of vehicles in the zone per km of zone (all lanes). A vehicle lost while
+  standing in a queue stands on, hidden, until its spot is seen taken (`HIDDEN_*`): its time counts in the
+  density and the space-mean speed;
 - `occupancy`: time vehicles spend over the count line (ground anchor within half a typical length of the
   class from it, inside the zone) / (window x lanes): the mean lane occupancy a loop detector would give;
 - `<class>_count`: the crossings by class (the track's class at the crossing). Segments are one travel
@@ -53,6 +55,14 @@ UNSEEN_CROSSING_WAIT_S = 1.0
 """A track lost at most REACH before the count line, driving towards it at MIN or faster, and not seen
 again WAIT after it would have reached the line, crossed it hidden. MIN is a queue creeping on (a standing
 car's box jitters at well under it): in a jam the queue in the nearer lanes hides the line."""
+
+HIDDEN_STANDING_MPS = 0.5
+HIDDEN_HOLD_S = 20.0
+HIDDEN_FREED_M = 2.5
+HIDDEN_QUEUE_M = 12.0
+"""A track lost while standing (STANDING) in a zone, beside a queue (a track standing within QUEUE now),
+still stands there hidden, for up to HOLD, until a vehicle is seen at its spot (within FREED: it left).
+A lost standing track with no queue beside it is a false or duplicate box, not a hidden car."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,7 @@ class SegmentMeter:
         self._velocity_xy: dict[int, np.ndarray] = {}
         self._class_id: dict[int, int] = {}
         self._leg: dict[int, int] = {}
+        self._frame_s: float | None = None
         """Per track, how many times it reversed at speed: each reversal starts a new road user's leg."""
         self._crossings: dict[str, deque] = {s.id: deque() for s in camera.segments}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
@@ -140,6 +151,7 @@ class SegmentMeter:
         closed = self._advance(ts)
         t_s = ts.timestamp()
         vehicles = detections[detections.class_id != PEDESTRIAN]
+        ground_xy = np.zeros((0, 2))
         if len(vehicles):
             anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
             ground_xy = apply_homography(self._homography, anchors_uv)
@@ -157,6 +169,9 @@ class SegmentMeter:
                 self._last[track_id] = (t_s, uv, xy)
                 self._class_id[track_id] = class_id
         self._count_unseen_crossings(t_s)
+        if self._frame_s is not None and 0 < t_s - self._frame_s <= MAX_GAP_S:
+            self._hold_hidden_standing(t_s, t_s - self._frame_s, vehicles.tracker_id.tolist(), ground_xy)
+        self._frame_s = t_s
         self._forget(t_s)
         return closed
 
@@ -206,6 +221,25 @@ class SegmentMeter:
             if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
                 counted[track_id] = t_s
                 self._count(geometry, int(class_ids[k]), ground_xy[k], t_s)
+
+    def _hold_hidden_standing(self, t_s: float, dt_s: float, seen_ids: list[int], ground_xy: np.ndarray) -> None:
+        """Keeps counting the time of a standing vehicle lost in a queue (`HIDDEN_*`): the vehicles in front of
+        it in the nearer lanes hide it, and it stands there until the queue moves on. Without it, a jammed
+        segment loses its hidden queue's time and reads a class or two too fast."""
+        seen = set(seen_ids)
+        standing_now = np.array([float(np.linalg.norm(self._velocity_xy.get(t, np.full(2, np.inf)))) <= HIDDEN_STANDING_MPS for t in seen_ids], bool)
+        for track_id, (seen_s, uv, xy) in self._last.items():
+            velocity = self._velocity_xy.get(track_id)
+            if track_id in seen or not MAX_GAP_S < t_s - seen_s <= HIDDEN_HOLD_S or velocity is None:
+                continue
+            if float(np.linalg.norm(velocity)) > HIDDEN_STANDING_MPS:
+                continue
+            distance_m = np.linalg.norm(ground_xy - xy, axis=1)
+            if (distance_m < HIDDEN_FREED_M).any() or not (standing_now & (distance_m <= HIDDEN_QUEUE_M)).any():
+                continue
+            for geometry in self._segments:
+                if points_in_polygon(uv[None], geometry.zone_uv)[0]:
+                    self._totals[geometry.segment.id].vehicle_seconds += dt_s
 
     def _reverses(self, track_id: int, xy: np.ndarray, t_s: float) -> bool:
         """Whether the track steps back against its motion, both at `REVERSAL_MIN_MPS` or faster: it jumped to

@@ -197,6 +197,20 @@ def test_crossing_against_the_direction_is_not_counted_but_its_speed_is_a_speed(
     assert window.mean_speed_kmh == pytest.approx(36.0, rel=0.1), "a track that jumps to an oncoming car does not net out"
 
 
+def test_a_car_lost_standing_in_a_queue_stands_on_hidden():
+    zone_km = (ZONE_Y_M[1] - ZONE_Y_M[0]) / 1000
+    front = [(4.5, 40.0)] * int(60 * FPS)
+    hidden = [(4.5, 33.0)] * int(5 * FPS) + [None] * int(55 * FPS)
+    (window,) = run({1: front, 2: hidden}, seconds=60)
+    held_s = 20.0 - 2.0  # from the longest gap a track bridges to the longest a hidden car is held
+    assert window.density_vpkm == pytest.approx((60.0 + 5.0 + held_s) / 60.0 / zone_km, rel=0.03)
+    (window,) = run({2: hidden}, seconds=60)
+    assert window.density_vpkm == pytest.approx((5.0 - 1 / FPS) / 60.0 / zone_km, rel=0.01), "no queue beside it: a false box"
+    taken = [None] * int(10 * FPS) + [(4.5, 33.5)] * int(50 * FPS)
+    (window,) = run({1: front, 2: hidden, 3: taken}, seconds=60)
+    assert window.density_vpkm == pytest.approx((60.0 + 5.0 + 3.0 + 50.0) / 60.0 / zone_km, rel=0.03), "its spot seen taken"
+
+
 def test_the_open_window_reads_the_speed_so_far():
     meter = SegmentMeter(camera(), window_s=60)
     assert meter.open_windows() == {}
