@@ -236,7 +236,7 @@ def _write_frames_truth(scenario: Scenario, object_ids, object_cls, results, pat
 
 
 def _segment_rows(scenario: Scenario, plans: list[CameraPlan], traffic: TrafficResult) -> dict[str, list]:
-    """One row per segment and complete window, from the E1/E2 detector totals."""
+    """One row per segment and complete window, from the count loops and the vehicles in the zones."""
     rows: dict[str, list] = {field.name: [] for field in SEGMENT_SCHEMA}
     window_s = scenario.window_s
     complete = int(scenario.duration_s // window_s)

@@ -2,7 +2,7 @@
 
 SUMO runs in-process through libsumo with one step per video frame, so positions, signal phases and
 detector readings are exact at every frame. Truth comes from what the simulation actually did:
-SUMO induction loops (E1) on the count lines and lane-area detectors (E2) over the zones for the
+SUMO induction loops (E1) on the count lines and the vehicles' centres in the zones for the
 segment windows; the vehicles' own crossings of red stop lines and their speeds through the zones
 for red_light and speeding; SUMO's collision reports; the staged stops as SUMO carried them out.
 """
@@ -239,10 +239,6 @@ def _write_detectors(views: dict[str, tuple[CameraPlan, SegmentView]], path: Pat
             lines.append(
                 f'  <inductionLoop id="e1|{segment_id}|{lane_id}" lane="{lane_id}" '
                 f'pos="{view.count_position_m:.2f}" period="86400" file="{os.devnull}"/>'
-            )
-            lines.append(
-                f'  <laneAreaDetector id="e2|{segment_id}|{lane_id}" lane="{lane_id}" pos="{view.start_m:.2f}" '
-                f'endPos="{view.end_m:.2f}" period="86400" file="{os.devnull}"/>'
             )
     lines.append("</additional>")
     path.write_text("\n".join(lines) + "\n")
@@ -489,7 +485,7 @@ class _Run:
     def _measure(self, t_s: float, vehicles: dict) -> None:
         c = libsumo.constants
         window = self._window(t_s)
-        present: dict[str, set[str]] = {}
+        present = self._in_zones(vehicles)
         for segment_id, (_, view) in self.views.items():
             totals = self.windows.setdefault((segment_id, window), WindowTotals())
             counted = self.counted[segment_id]
@@ -502,8 +498,6 @@ class _Run:
                         totals.crossings += 1
                         cls = _vehicle_class(libsumo.vehicle.getTypeID(vehicle))
                         totals.class_crossings[cls] = totals.class_crossings.get(cls, 0) + 1
-                inside = libsumo.lanearea.getLastStepVehicleIDs(f"e2|{segment_id}|{lane_id}")
-                present.setdefault(segment_id, set()).update(inside)
             step_vehicle_s = step_metres = 0.0
             for vehicle in present.get(segment_id, ()):
                 speed = vehicles[vehicle][c.VAR_SPEED] if vehicle in vehicles else 0.0
@@ -516,6 +510,22 @@ class _Run:
         self._red_lights(t_s, vehicles)
         self._collisions(t_s, vehicles)
         self._stops(t_s, vehicles)
+
+    def _in_zones(self, vehicles: dict) -> dict[str, set[str]]:
+        """Segment id -> the vehicles whose centre is in its zone: a vehicle is where its centre is (a lane-area
+        detector counts every vehicle that touches the zone, so a queue ending just past the zone weighed in
+        with its last cars' tails)."""
+        c = libsumo.constants
+        present: dict[str, set[str]] = {}
+        for vehicle, value in vehicles.items():
+            view = self.lane_to_view.get(value[c.VAR_LANE_ID])
+            index = self.object_index.get(vehicle)
+            if view is None or index is None:
+                continue
+            centre_m = value[c.VAR_LANEPOSITION] - self.object_dims[index][0] / 2
+            if view.start_m <= centre_m <= view.end_m:
+                present.setdefault(view.segment_id, set()).add(vehicle)
+        return present
 
     def _speeding(self, t_s: float, vehicles: dict) -> None:
         c = libsumo.constants
