@@ -28,7 +28,7 @@ import numpy as np
 
 from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, VEHICLE_CLASSES, Detections
 from casaflow.anchors import GroundAnchors
-from casaflow.geometry import apply_homography, points_in_polygon, segments_cross
+from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon, segments_cross
 from casaflow.inventory import Camera, Segment
 from casaflow.kinematics import REVERSAL_MIN_MPS
 from casaflow.measures import level_of_service
@@ -117,6 +117,7 @@ class _SegmentGeometry:
     def __init__(self, segment: Segment, image_to_ground: np.ndarray):
         self.segment = segment
         self.zone_uv = np.asarray(segment.zone, dtype=np.float64)
+        self.zone_xy = apply_homography(image_to_ground, self.zone_uv)
         self.line_uv = np.asarray(segment.count_line, dtype=np.float64)
         bearing = math.radians(segment.direction_deg)
         self.direction_xy = np.array([math.sin(bearing), math.cos(bearing)])
@@ -158,8 +159,13 @@ class SegmentMeter:
             for track_id, xy in zip(vehicles.tracker_id.tolist(), ground_xy):
                 if self._reverses(track_id, xy, t_s):
                     self._leg[track_id] = self._leg.get(track_id, 0) + 1
+            away_xy = away_from_camera_xy(self._homography, anchors_uv)
+            half_length_m = np.asarray(TYPICAL_LENGTH_M)[vehicles.class_id] / 2
             for geometry in self._segments:
-                self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, t_s)
+                towards = np.sign(away_xy @ geometry.direction_xy)
+                centre_xy = ground_xy + (half_length_m * towards)[:, None] * geometry.direction_xy
+                inside = points_in_polygon(centre_xy, geometry.zone_xy)
+                self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, inside, t_s)
             for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
                 previous = self._last.get(track_id)
                 if previous is not None and 0 < t_s - previous[0] <= MAX_GAP_S:
@@ -195,9 +201,8 @@ class SegmentMeter:
         self._window_end = None
         return closed
 
-    def _measure_segment(self, geometry, track_ids, class_ids, anchors_uv, ground_xy, t_s: float) -> None:
+    def _measure_segment(self, geometry, track_ids, class_ids, anchors_uv, ground_xy, inside, t_s: float) -> None:
         totals = self._totals[geometry.segment.id]
-        inside = points_in_polygon(anchors_uv, geometry.zone_uv)
         counted = self._counted[geometry.segment.id]
         from_line_m = np.abs((ground_xy - geometry.line_mid_xy) @ geometry.direction_xy)
         for k, track_id in enumerate(track_ids.tolist()):
