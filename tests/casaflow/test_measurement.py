@@ -2,7 +2,7 @@
 
 Pins, on synthetic tracks seen through a known camera: counts (each track once, jitter across the
 line included), space-mean speed for constant speed and stop-and-go, density, LOS, epoch-aligned
-windows, and that pedestrians are not vehicles.
+windows, that a vehicle is in a zone where its centre is, and that pedestrians are not vehicles.
 """
 
 from datetime import datetime, timedelta, timezone
@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from casaflow.detections import CLASS_IDS, Detections
+from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geometry import PinholeCamera, project_ground_polygon
 from casaflow.inventory import Calibration, Camera, Segment
 from casaflow.geometry import points_in_polygon, segments_cross
@@ -195,6 +195,18 @@ def test_crossing_against_the_direction_is_not_counted_but_its_speed_is_a_speed(
     out_and_back = constant(36.0, start_y_m=20.0, seconds=2) + [(4.5, 40.0 - 36 / 3.6 * k / FPS) for k in range(int(2 * FPS))]
     (window,) = run({1: out_and_back}, seconds=20)
     assert window.mean_speed_kmh == pytest.approx(36.0, rel=0.1), "a track that jumps to an oncoming car does not net out"
+
+
+def test_a_vehicle_is_in_the_zone_where_its_centre_is():
+    """The box's anchor is the footprint's near end; for a car driving away from the camera, its rear. The
+    truth places a vehicle by its centre, half a length further on."""
+    half_m = TYPICAL_LENGTH_M[CLASS_IDS["car"]] / 2
+    rear_before_start = [(4.5, ZONE_Y_M[0] - half_m + 0.5)] * int(10 * FPS)
+    (window,) = run({1: rear_before_start}, seconds=10)
+    assert window.density_vpkm > 0, "its centre is in the zone"
+    rear_before_end = [(4.5, ZONE_Y_M[1] - half_m + 0.5)] * int(10 * FPS)
+    (window,) = run({1: rear_before_end}, seconds=10)
+    assert window.density_vpkm == 0, "its centre is past the zone"
 
 
 def test_a_car_lost_standing_in_a_queue_stands_on_hidden():
