@@ -29,7 +29,7 @@ class Aggregator:
         self.district_of = {camera.id: camera.district for camera in self.state.inventory.cameras}
         self.out_dir = Path(out_dir) if out_dir else None
         self.writer = HistoryWriter(self.out_dir) if self.out_dir else None
-        self.book = IncidentBook(Path(store_dir) / "incidents.sqlite")
+        self.book = IncidentBook(Path(store_dir) / "incidents.sqlite", segment_bearings_deg=self.state.inventory.segment_bearings_deg())
         self.evidence = EvidenceStore(Path(store_dir) / "evidence", retention_s=evidence_retention_s)
         self.notifier = WebhookNotifier(self.book, webhooks) if webhooks else None
         self.cameras: dict[str, dict] = {}

@@ -64,7 +64,7 @@ def replay(data_dir: Path, out_dir: Path, cache_dir: Path, *, weights: Path | No
     for stale in [*out_dir.glob("segments/*.parquet"), out_dir / "incidents.parquet", out_dir / "incidents.sqlite"]:
         stale.unlink(missing_ok=True)
     writer = HistoryWriter(out_dir)
-    with IncidentBook(out_dir / "incidents.sqlite") as book:
+    with IncidentBook(out_dir / "incidents.sqlite", segment_bearings_deg=inventory.segment_bearings_deg()) as book:
         for camera in inventory.cameras:
             video = (data_dir / camera.url).resolve()
             detections = cached_detections(video, cache_dir / data_dir.name / f"{camera.id}.parquet", start_time=inventory.start_time,

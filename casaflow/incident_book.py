@@ -11,14 +11,17 @@ import json
 import math
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 from casaflow.history import write_table
 from casaflow.incidents import INCIDENT_SCHEMA, INCIDENT_STATUSES, Incident
 
+SAME_WAY_DEG = 45.0
+"""Segments whose travel bearings differ by at most this carry the same traffic stream."""
 TRANSITIONS = {"acknowledged": ("open",), "dispatched": ("open", "acknowledged"),
                "resolved": ("open", "acknowledged", "dispatched")}
 """Target status -> statuses it may be reached from: forward only, steps may be skipped."""
@@ -103,13 +106,18 @@ class IncidentBook:
         path: The SQLite file (created if missing).
         dedupe_m: Incidents of the same type from different cameras closer than this are one event.
         dedupe_s: ... and whose starts differ by at most this many seconds.
+        segment_bearings_deg: Travel bearing by segment id (`Inventory.segment_bearings_deg`): two cameras
+            see one event only on segments travelling the same way (within `SAME_WAY_DEG`). The approaches
+            of one junction are within `dedupe_m` of each other, and each one's queue is its own event.
     """
 
-    def __init__(self, path: str | Path, *, dedupe_m: float = 60.0, dedupe_s: float = 5.0):
+    def __init__(self, path: str | Path, *, dedupe_m: float = 60.0, dedupe_s: float = 5.0,
+                 segment_bearings_deg: Mapping[str, float] = MappingProxyType({})):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.dedupe_m = dedupe_m
         self.dedupe_s = dedupe_s
+        self.segment_bearings_deg = dict(segment_bearings_deg)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -178,9 +186,15 @@ class IncidentBook:
         ).fetchall()
         for row in rows:
             other = self._incident(row)
-            if distance_m(incident.lon, incident.lat, other.lon, other.lat) <= self.dedupe_m:
+            if distance_m(incident.lon, incident.lat, other.lon, other.lat) <= self.dedupe_m and self._same_way(incident, other):
                 return other
         return None
+
+    def _same_way(self, a: Incident, b: Incident) -> bool:
+        bearing_a, bearing_b = self.segment_bearings_deg.get(a.segment_id), self.segment_bearings_deg.get(b.segment_id)
+        if bearing_a is None or bearing_b is None:
+            return True
+        return abs((bearing_a - bearing_b + 180.0) % 360.0 - 180.0) <= SAME_WAY_DEG
 
     def set_clip(self, incident_id: str, clip_path: str) -> Incident:
         """Records the evidence clip of an incident."""

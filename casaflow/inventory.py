@@ -144,6 +144,10 @@ class Inventory(_Model):
         """The city's incident rules with the camera's overrides."""
         return self.incident_rules.with_overrides(camera.incident_rules)
 
+    def segment_bearings_deg(self) -> dict[str, float]:
+        """Every segment's travel bearing, by segment id."""
+        return {segment.id: segment.direction_deg for camera in self.cameras for segment in camera.segments}
+
     def camera(self, camera_id: str) -> Camera:
         for camera in self.cameras:
             if camera.id == camera_id:

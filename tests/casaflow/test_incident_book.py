@@ -65,6 +65,14 @@ def test_cross_camera_dedupe(book, other, merged):
         assert len(book.events_since(0)) == 2
 
 
+def test_queues_on_two_approaches_of_one_junction_are_two_events(tmp_path):
+    with IncidentBook(tmp_path / "incidents.sqlite", segment_bearings_deg={"north": 0.0, "west": 270.0, "north2": 10.0}) as book:
+        first = replace(incident("c1", type_="congestion"), segment_id="north")
+        crossing = replace(incident("c2", type_="congestion", lon=-7.6003), segment_id="west")
+        same_way = replace(incident("c3", type_="congestion", lon=-7.6003), segment_id="north2")
+        assert book.upsert([first, crossing, same_way]) == [first.incident_id, crossing.incident_id, first.incident_id]
+
+
 def test_end_and_clip_arrive_later(book):
     first = incident()
     book.upsert([first])
