@@ -1,6 +1,7 @@
 """Per-camera traffic measurement: tracked detections in, one `SegmentWindow` per segment and window out.
 
-The measures follow the history contract (DESIGN.md):
+The measures follow the history contract (DESIGN.md). A vehicle is in a zone where its footprint's centre
+is (as the simulator's truth places it): half a typical length on from its anchor, the near end:
 - `vehicle_count`: tracks whose ground anchor (`casaflow.anchors`) crosses the segment's count line,
   each track counted once per segment, pedestrians excluded; a track lost just before the line at speed
   and not seen again crossed it hidden;
@@ -140,8 +141,8 @@ class SegmentMeter:
         self._velocity_xy: dict[int, np.ndarray] = {}
         self._class_id: dict[int, int] = {}
         self._leg: dict[int, int] = {}
-        self._frame_s: float | None = None
         """Per track, how many times it reversed at speed: each reversal starts a new road user's leg."""
+        self._frame_s: float | None = None
         self._crossings: dict[str, deque] = {s.id: deque() for s in camera.segments}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
 
@@ -159,12 +160,8 @@ class SegmentMeter:
             for track_id, xy in zip(vehicles.tracker_id.tolist(), ground_xy):
                 if self._reverses(track_id, xy, t_s):
                     self._leg[track_id] = self._leg.get(track_id, 0) + 1
-            away_xy = away_from_camera_xy(self._homography, anchors_uv)
-            half_length_m = np.asarray(TYPICAL_LENGTH_M)[vehicles.class_id] / 2
             for geometry in self._segments:
-                towards = np.sign(away_xy @ geometry.direction_xy)
-                centre_xy = ground_xy + (half_length_m * towards)[:, None] * geometry.direction_xy
-                inside = points_in_polygon(centre_xy, geometry.zone_xy)
+                inside = self._inside(geometry, anchors_uv, ground_xy, vehicles.class_id)
                 self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, inside, t_s)
             for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
                 previous = self._last.get(track_id)
@@ -227,6 +224,14 @@ class SegmentMeter:
                 counted[track_id] = t_s
                 self._count(geometry, int(class_ids[k]), ground_xy[k], t_s)
 
+    def _inside(self, geometry: _SegmentGeometry, anchors_uv: np.ndarray, ground_xy: np.ndarray, class_ids) -> np.ndarray:
+        """Which vehicles are in the segment's zone, for its vehicle-time and distance: where the footprint's
+        centre is, half a typical length on from the anchor (its near end) along the road, away from the
+        camera; as the truth places them. Counting follows the anchor, which crosses the count line."""
+        towards = np.sign(away_from_camera_xy(self._homography, anchors_uv) @ geometry.direction_xy)
+        half_length_m = np.asarray(TYPICAL_LENGTH_M)[np.asarray(class_ids)] / 2
+        return points_in_polygon(ground_xy + (half_length_m * towards)[:, None] * geometry.direction_xy, geometry.zone_xy)
+
     def _hold_hidden_standing(self, t_s: float, dt_s: float, seen_ids: list[int], ground_xy: np.ndarray) -> None:
         """Keeps counting the time of a standing vehicle lost in a queue (`HIDDEN_*`): the vehicles in front of
         it in the nearer lanes hide it, and it stands there until the queue moves on. Without it, a jammed
@@ -243,7 +248,7 @@ class SegmentMeter:
             if (distance_m < HIDDEN_FREED_M).any() or not (standing_now & (distance_m <= HIDDEN_QUEUE_M)).any():
                 continue
             for geometry in self._segments:
-                if points_in_polygon(uv[None], geometry.zone_uv)[0]:
+                if self._inside(geometry, uv[None], xy[None], [self._class_id[track_id]])[0]:
                     self._totals[geometry.segment.id].vehicle_seconds += dt_s
 
     def _reverses(self, track_id: int, xy: np.ndarray, t_s: float) -> bool:
