@@ -66,6 +66,7 @@ class CameraGroup:
         max_in_flight: int = 2,
         max_queue: int = 8,
         frames_per_camera: int = 4,
+        max_stack_frames: int = 16,
         report_every_s: float = 1.0,
         incident_rules: IncidentRules | None = None,
     ):
@@ -76,6 +77,7 @@ class CameraGroup:
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
         self.frames_per_camera = 1 if realtime else frames_per_camera
+        self.max_stack_frames = max_stack_frames
         self.report_every_s = report_every_s
         self.detector = serve.get_app_handle(detector_app)
         self.aggregator = aggregator
@@ -164,15 +166,18 @@ class CameraGroup:
         return self.summary()
 
     def _send(self, taken: list[tuple[_Camera, list[Frame]]]) -> list:
-        """One request per frame size: a stack of every waiting frame of that size."""
+        """One request per frame size: a stack of every waiting frame of that size, in stacks of at most
+        `max_stack_frames` (the deployment's largest batch; a replay takes several frames per camera)."""
         by_shape: dict[tuple[int, int], list[np.ndarray]] = {}
         for _, frames in taken:
             for frame in frames:
                 by_shape.setdefault(frame.yuv.shape, []).append(frame.yuv)
-        return [(shape, self.detector.remote(np.stack(stack))) for shape, stack in by_shape.items()]
+        step = self.max_stack_frames
+        return [(shape, [self.detector.remote(np.stack(stack[k : k + step])) for k in range(0, len(stack), step)])
+                for shape, stack in by_shape.items()]
 
     async def _complete(self, requests: list, taken: list[tuple[_Camera, list[Frame]]], sent: float) -> None:
-        results = {shape: iter(await response) for shape, response in requests}
+        results = {shape: iter([result for response in responses for result in await response]) for shape, responses in requests}
         latency_s = time.monotonic() - sent
         self.m_latency.observe(latency_s, tags={"group_id": self.group_id})
         self.detector_latency_s = 0.8 * self.detector_latency_s + 0.2 * latency_s if self.detector_latency_s else latency_s

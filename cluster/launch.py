@@ -102,10 +102,11 @@ def launch(
         evidence_retention_s=options.evidence_retention_s, webhooks=options.webhooks,
     )
     gpus = detector_gpus(options, ray.cluster_resources().get("GPU", 0.0))
+    max_batch_frames = options.max_batch_frames or (256 if gpus else 16)
     serve.start(http_options={"host": options.host, "port": options.port})
     detector = DetectorDeployment.options(
         ray_actor_options={"num_cpus": options.detector_cpus, "num_gpus": gpus},
-        user_config={"max_batch_frames": options.max_batch_frames or (256 if gpus else 16)},
+        user_config={"max_batch_frames": max_batch_frames},
     ).bind({"num_threads": max(1, round(options.detector_cpus)), **options.detector})
     serve.run(detector, name=DETECTOR_APP, route_prefix=None)
     if options.api:
@@ -113,11 +114,13 @@ def launch(
     groups, runs = start_groups(
         inventory, inventory_path.parent, aggregator=aggregator, realtime=realtime, options=options,
         start_time=start_time if start_time is not None or realtime else inventory.start_time,
+        max_stack_frames=max_batch_frames,
     )
     return RunningCity(inventory=inventory, aggregator=aggregator, groups=groups, runs=runs)
 
 
-def start_groups(inventory, base_dir: Path, *, aggregator, realtime: bool, options: LaunchOptions, start_time):
+def start_groups(inventory, base_dir: Path, *, aggregator, realtime: bool, options: LaunchOptions, start_time,
+                 max_stack_frames: int):
     cameras = inventory.cameras
     size = options.cameras_per_group
     n_groups = -(-len(cameras) // size)
@@ -129,7 +132,7 @@ def start_groups(inventory, base_dir: Path, *, aggregator, realtime: bool, optio
         CameraGroup.options(num_cpus=group_cpus).remote(
             f"group-{k // size:03d}", cameras[k : k + size], base_dir=str(base_dir), start_time=start_time,
             detector_app=DETECTOR_APP, aggregator=aggregator, realtime=realtime, window_s=options.window_s,
-            incident_rules=inventory.incident_rules,
+            incident_rules=inventory.incident_rules, max_stack_frames=max_stack_frames,
         )
         for k in range(0, len(cameras), size)
     ]

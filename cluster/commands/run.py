@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         city = launch(args.inventory, out_dir=args.out, realtime=False, options=options)
         summaries = ray.get(city.runs)
     except ValueError as exc:
-        print(f"casaflow run: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc
+        print(f"casaflow run: error: {cause}", file=sys.stderr)
         return 2
     finally:
         shutdown(city, keep_ray=args.address is not None)
