@@ -264,6 +264,9 @@ def _segment_rows(scenario: Scenario, plans: list[CameraPlan], traffic: TrafficR
     return rows
 
 
+SIMULATOR_VERSION = 2
+"""Raised whenever the same scenario and seed come out different (camera zones, truth definitions): caches of
+simulated cities are keyed by it, so an upgrade does not keep scoring against a stale city."""
 CONGESTION_ONSET_S = 10.0
 """Trailing time over which the truth dates a jam's onset inside its first congested window."""
 

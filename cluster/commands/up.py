@@ -89,9 +89,9 @@ def _interrupt(signum, frame) -> None:
 def ensure_demo_city(data_dir: Path) -> Path:
     """The demo city's inventory, simulating it once into the cache if needed."""
     from casaflow.sim.scenario import load_scenario
-    from casaflow.sim.simulate import SimulationError, simulate
+    from casaflow.sim.simulate import SIMULATOR_VERSION, SimulationError, simulate
 
-    city_dir = data_dir / f"demo-seed{DEFAULT_SEED}"
+    city_dir = data_dir / f"demo-seed{DEFAULT_SEED}-sim{SIMULATOR_VERSION}"
     if not (city_dir / "truth" / "incidents.parquet").exists():
         print(f"simulating the demo city once into {city_dir} (a few minutes; cached afterwards)", flush=True)
         started = time.perf_counter()
