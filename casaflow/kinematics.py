@@ -54,6 +54,12 @@ def _reversals(t_s: np.ndarray, xy_m: np.ndarray) -> np.ndarray:
         return reverses
     step_mps = np.diff(xy_m[k:], axis=0) / np.maximum(np.diff(t_s[k:]), 1e-6)[:, None]
     before_mps = (xy_m[k:-1] - xy_m[:-k - 1]) / np.maximum(t_s[k:-1] - t_s[:-k - 1], 1e-6)[:, None]
-    fast = (np.linalg.norm(step_mps, axis=1) >= REVERSAL_MIN_MPS) & (np.linalg.norm(before_mps, axis=1) >= REVERSAL_MIN_MPS)
-    reverses[k:] = fast & (np.sum(step_mps * before_mps, axis=1) < 0)
+    reverses[k:] = against_motion(step_mps, before_mps)
     return reverses
+
+
+def against_motion(step_mps: np.ndarray, before_mps: np.ndarray) -> np.ndarray:
+    """(n,) bool: velocities `step_mps` (n, 2) turned back against `before_mps` (n, 2), both at
+    `REVERSAL_MIN_MPS` or faster: a jump to another road user."""
+    fast = (np.linalg.norm(step_mps, axis=1) >= REVERSAL_MIN_MPS) & (np.linalg.norm(before_mps, axis=1) >= REVERSAL_MIN_MPS)
+    return fast & (np.sum(step_mps * before_mps, axis=1) < 0)

@@ -31,7 +31,7 @@ from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, VEHICLE_CLASSES, De
 from casaflow.anchors import GroundAnchors
 from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon, segments_cross
 from casaflow.inventory import Camera, Segment
-from casaflow.kinematics import REVERSAL_MIN_MPS
+from casaflow.kinematics import against_motion
 from casaflow.measures import level_of_service
 
 PEDESTRIAN = CLASS_IDS["pedestrian"]
@@ -252,15 +252,13 @@ class SegmentMeter:
                     self._totals[geometry.segment.id].vehicle_seconds += dt_s
 
     def _reverses(self, track_id: int, xy: np.ndarray, t_s: float) -> bool:
-        """Whether the track steps back against its motion, both at `REVERSAL_MIN_MPS` or faster: it jumped to
+        """Whether the track steps back against its motion (`kinematics.against_motion`): it jumped to
         another road user (a car going the other way, where small far boxes meet), whose travel must not
         cancel the first one's."""
         previous, velocity = self._last.get(track_id), self._velocity_xy.get(track_id)
         if previous is None or velocity is None or not 0 < t_s - previous[0] <= MAX_GAP_S:
             return False
-        step = (xy - previous[2]) / (t_s - previous[0])
-        fast = min(float(np.linalg.norm(step)), float(np.linalg.norm(velocity))) >= REVERSAL_MIN_MPS
-        return fast and float(step @ velocity) < 0
+        return bool(against_motion(((xy - previous[2]) / (t_s - previous[0]))[None], velocity[None])[0])
 
     def _count(self, geometry, class_id: int, xy: np.ndarray, t_s: float) -> None:
         """One crossing, unless another track crossed at the same place and moment: two tracks on one vehicle
