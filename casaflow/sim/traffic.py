@@ -498,11 +498,9 @@ class _Run:
                         totals.crossings += 1
                         cls = _vehicle_class(libsumo.vehicle.getTypeID(vehicle))
                         totals.class_crossings[cls] = totals.class_crossings.get(cls, 0) + 1
-            step_vehicle_s = step_metres = 0.0
-            for vehicle in present.get(segment_id, ()):
-                speed = vehicles[vehicle][c.VAR_SPEED] if vehicle in vehicles else 0.0
-                step_vehicle_s += self.dt_s
-                step_metres += speed * self.dt_s
+            inside = present.get(segment_id, ())
+            step_vehicle_s = len(inside) * self.dt_s
+            step_metres = sum(vehicles[vehicle][c.VAR_SPEED] for vehicle in inside) * self.dt_s
             totals.vehicle_seconds += step_vehicle_s
             totals.metres_travelled += step_metres
             self.steps[segment_id].append((t_s, step_vehicle_s, step_metres))
