@@ -35,6 +35,10 @@ SPEEDING_TOLERANCE_KMH = 10.0
 SPEEDING_MIN_DISTANCE_M = 20.0
 MOVING_MPS = 0.5
 STOPPED_MPS = 0.1
+COLLISION_AT = 0.45
+"""Where along its zone a staged collision's lead vehicle stops (fraction of the zone's length)."""
+RAM_REACH_M = 15.0
+"""The follower stops heeding its lead once the lead is this close to its stop: the impact is in the zone."""
 CAR_COLOURS = (
     (235, 235, 232), (200, 202, 206), (40, 40, 44), (120, 122, 128), (190, 30, 35), (30, 60, 140),
     (20, 90, 60), (215, 210, 190), (150, 90, 40), (70, 40, 90),
@@ -274,6 +278,8 @@ class _Staged:
     partner: str | None = None
     release_s: float | None = None
     stopped_at_s: float | None = None
+    target_m: float | None = None
+    rammed: bool = False
     entered: bool = False
     done: bool = False
 
@@ -573,13 +579,15 @@ class _Run:
                     )
 
     def _collisions(self, t_s: float, vehicles: dict) -> None:
+        """SUMO's impacts, each on the camera whose zone holds it: off the zone's stretch of road the
+        picture shows the vehicles a few pixels tall, cut by its edge, or not at all."""
         for collision in libsumo.simulation.getCollisions():
             pair = tuple(sorted((collision.collider, collision.victim)))
             if pair in self.collisions_seen:
                 continue
             self.collisions_seen.add(pair)
             view = self.lane_to_view.get(collision.lane)
-            if view is None:
+            if view is None or not view.start_m <= collision.pos <= view.end_m:
                 continue
             plan, _ = self.views[view.segment_id]
             self.watches[collision.collider] = _StopWatch(
@@ -587,8 +595,10 @@ class _Run:
             )
             for staged in self.staged:
                 if staged.spec.type == "collision" and staged.partner in pair and staged.release_s is None:
-                    libsumo.vehicle.setSpeedMode(staged.partner, 31)
                     libsumo.vehicle.setSpeed(staged.partner, 0.0)
+                    if staged.partner == collision.collider:  # SUMO lets a collider drive on through: the wreck stays where it hit
+                        libsumo.vehicle.moveTo(staged.partner, collision.lane, collision.pos)
+                        libsumo.vehicle.setPreviousSpeed(staged.partner, 0.0)
                     staged.release_s = t_s + staged.spec.duration_s
 
     def _stops(self, t_s: float, vehicles: dict) -> None:
@@ -660,6 +670,8 @@ class _Run:
                     else:
                         staged.done = True
             elif staged.spec.type == "collision":
+                if not staged.rammed and value is not None and staged.release_s is None:
+                    self._ram(staged, value, vehicles)
                 if staged.release_s is not None and t_s >= staged.release_s:
                     if staged.partner in vehicles:
                         self._restore(staged.partner)
@@ -672,6 +684,19 @@ class _Run:
                             self._restore(staged.partner)
             else:
                 staged.done = value is None
+
+    def _ram(self, staged: _Staged, value: dict, vehicles: dict) -> None:
+        """Once the lead of a staged collision is braking for its stop in the zone, its follower stops
+        heeding it and drives on at 8 m/s or more: the impact happens between there and the stop."""
+        c = libsumo.constants
+        on_edge = value[c.VAR_LANE_ID].rsplit("_", 1)[0] == staged.view.edge_id
+        ram_from_m = max(staged.target_m - RAM_REACH_M, staged.view.start_m)
+        if not on_edge or value[c.VAR_LANEPOSITION] < ram_from_m:
+            return
+        staged.rammed = True
+        if staged.partner in vehicles:
+            libsumo.vehicle.setSpeedMode(staged.partner, 0)
+            libsumo.vehicle.setSpeed(staged.partner, max(vehicles[staged.partner][c.VAR_SPEED], 8.0))
 
     @staticmethod
     def _too_close(vehicle: str) -> bool:
@@ -740,7 +765,7 @@ class _Run:
                 )
                 return True
         elif spec.type == "collision":
-            target_m = view.start_m + 0.45 * view.length_m
+            target_m = view.start_m + COLLISION_AT * view.length_m
             for vehicle, value in self._candidates(view, vehicles, before_m=target_m - 25):
                 follower = libsumo.vehicle.getFollower(vehicle, 40.0)
                 if not follower or not follower[0] or follower[1] > 35 or follower[0] not in vehicles:
@@ -754,10 +779,8 @@ class _Run:
                     continue
                 libsumo.vehicle.setLaneChangeMode(vehicle, 0)
                 partner = follower[0]
-                libsumo.vehicle.setSpeedMode(partner, 0)
                 libsumo.vehicle.setLaneChangeMode(partner, 0)
-                libsumo.vehicle.setSpeed(partner, max(vehicles[partner][c.VAR_SPEED], 8.0))
-                staged.vehicle, staged.partner = vehicle, partner
+                staged.vehicle, staged.partner, staged.target_m = vehicle, partner, target_m
                 return True
         elif spec.type == "red_light":
             for vehicle, value in self._candidates(view, vehicles, before_m=view.end_m - 12):

@@ -2,7 +2,8 @@
 
 Pins: identical truth for the same seed; truth boxes agree with the decoded video; the inventory's
 homography maps a road user's ground point to its SUMO position within 0.5 m; segment windows follow
-the history contract; every zone is the whole road in the picture; every incident type is staged in view in `demo`.
+the history contract; every zone is the whole road in the picture; every incident type is staged in view in `demo`,
+and a collision counts where the camera's zone holds it.
 """
 
 
@@ -148,6 +149,23 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
     for incident in city.incidents:
         assert incident.segment_id in cameras[incident.camera_id]
         assert 0 <= incident.start_s <= incident.end_s <= 300
+    views = {view.segment_id: view for plan in city.plans for view in plan.segments}
+    recording = city.recording
+
+    def lane_position(object_id, t_s):
+        k = int(round(t_s * recording.fps))
+        rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
+        i = recording.obj[rows].tolist().index(recording.object_ids.index(object_id))
+        return recording.lane_ids[recording.lane[rows][i]], float(recording.lane_pos_m[rows][i])
+
+    collisions = [i for i in city.incidents if i.type == "collision"]
+    assert collisions
+    for incident in collisions:
+        view = views[incident.segment_id]
+        lane_id, pos_m = lane_position(incident.object_ids[0], incident.start_s)
+        assert lane_id in view.lane_ids and view.start_m - 5.0 <= pos_m <= view.end_m + 5.0, (incident, pos_m)
+        _, later_m = lane_position(incident.object_ids[0], min(incident.start_s + 3.0, incident.end_s))
+        assert abs(later_m - pos_m) < 2.0, "the striker stays where it hit"
 
 
 def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
