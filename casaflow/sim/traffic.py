@@ -34,6 +34,8 @@ SPEEDER_EXCESS_KMH = 30.0
 SPEEDING_TOLERANCE_KMH = 10.0
 SPEEDING_MIN_DISTANCE_M = 20.0
 MOVING_MPS = 0.5
+PASSING_MPS = 3.0
+"""A vehicle driving past a standing one at this speed or faster shows that traffic moves past it."""
 STOPPED_MPS = 0.1
 COLLISION_AT = 0.45
 """Where along its zone a staged collision's lead vehicle stops (fraction of the zone's length)."""
@@ -254,7 +256,9 @@ class _StopWatch:
     """A vehicle expected to stand still: a staged stop, or the two vehicles of a collision.
 
     The incident runs from the moment it stood (plus the allowed time, for illegal stopping) to the
-    moment it moves again. A collision starts at SUMO's report of the impact.
+    moment it moves again. A collision starts at SUMO's report of the impact. A stopped vehicle is one
+    that traffic moves past (DESIGN.md): while the traffic beside it stands too it is one more car in a
+    queue, so its incident starts when the first vehicle drives past it, and without one there is none.
     """
 
     kind: str
@@ -265,6 +269,9 @@ class _StopWatch:
     start_s: float | None = None
     stood: bool = False
     moving_since_s: float | None = None
+    needs_passer: bool = False
+    stood_at: tuple[str, float] | None = None
+    """(edge id, lane position) where it stands."""
 
 
 @dataclass
@@ -314,6 +321,7 @@ class _Run:
         }
         self.collisions_seen: set[tuple[str, str]] = set()
         self.watches: dict[str, _StopWatch] = {}
+        self.previous_positions: dict[str, tuple[str, float]] = {}
         self.next_edges: dict[str, str | None] = {}
         self.staged = self._stage_plan()
         self._signal_links()
@@ -514,6 +522,9 @@ class _Run:
         self._red_lights(t_s, vehicles)
         self._collisions(t_s, vehicles)
         self._stops(t_s, vehicles)
+        self.previous_positions = {
+            vehicle: (value[c.VAR_LANE_ID].rsplit("_", 1)[0], value[c.VAR_LANEPOSITION]) for vehicle, value in vehicles.items()
+        }
 
     def _in_zones(self, vehicles: dict) -> dict[str, set[str]]:
         """Segment id -> the vehicles whose centre is in its zone: a vehicle is where its centre is (a lane-area
@@ -615,12 +626,28 @@ class _Run:
                 watch.moving_since_s = None
                 if not watch.stood:
                     watch.stood = True
-                    watch.start_s = t_s + watch.grace_s if watch.start_s is None else watch.start_s
+                    watch.stood_at = (value[c.VAR_LANE_ID].rsplit("_", 1)[0], value[c.VAR_LANEPOSITION])
+                    if not watch.needs_passer:
+                        watch.start_s = t_s + watch.grace_s if watch.start_s is None else watch.start_s
+                if watch.start_s is None and self._passed(vehicle, watch.stood_at, vehicles):
+                    watch.start_s = t_s
             elif watch.stood:
                 watch.moving_since_s = t_s if watch.moving_since_s is None else watch.moving_since_s
                 if value is None or t_s - watch.moving_since_s >= 1.0:
                     del self.watches[vehicle]
                     self._close_watch(watch, watch.moving_since_s)
+
+    def _passed(self, standing: str, stood_at: tuple[str, float], vehicles: dict) -> bool:
+        """Whether a vehicle drove past the standing one since the last step, at `PASSING_MPS` or faster."""
+        c = libsumo.constants
+        edge_id, at_m = stood_at
+        for vehicle, value in vehicles.items():
+            before = self.previous_positions.get(vehicle)
+            if vehicle == standing or before is None or before[0] != edge_id or value[c.VAR_SPEED] < PASSING_MPS:
+                continue
+            if value[c.VAR_LANE_ID].rsplit("_", 1)[0] == edge_id and before[1] < at_m <= value[c.VAR_LANEPOSITION]:
+                return True
+        return False
 
     def _close_watch(self, watch: _StopWatch, end_s: float) -> None:
         if watch.stood and watch.start_s is not None and end_s > watch.start_s:
@@ -761,7 +788,8 @@ class _Run:
                     continue
                 staged.vehicle = vehicle
                 self.watches[vehicle] = _StopWatch(
-                    spec.type, staged.plan.camera_id, view.segment_id, (vehicle,), grace_s=grace_s
+                    spec.type, staged.plan.camera_id, view.segment_id, (vehicle,), grace_s=grace_s,
+                    needs_passer=spec.type == "stopped_vehicle",
                 )
                 return True
         elif spec.type == "collision":

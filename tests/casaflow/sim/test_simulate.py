@@ -167,6 +167,20 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
         _, later_m = lane_position(incident.object_ids[0], min(incident.start_s + 3.0, incident.end_s))
         assert abs(later_m - pos_m) < 2.0, "the striker stays where it hit"
 
+    def edge_positions(t_s):
+        k = int(round(t_s * recording.fps))
+        rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
+        return {recording.object_ids[o]: (recording.lane_ids[lane].rsplit("_", 1)[0], float(pos_m))
+                for o, lane, pos_m in zip(recording.obj[rows], recording.lane[rows], recording.lane_pos_m[rows]) if lane >= 0}
+
+    stops = [i for i in city.incidents if i.type == "stopped_vehicle"]
+    for incident in stops:
+        edge_id, at_m = edge_positions(incident.start_s)[incident.object_ids[0]]
+        before, now = edge_positions(incident.start_s - 1.0 / recording.fps), edge_positions(incident.start_s)
+        passers = [v for v, (edge, pos_m) in now.items() if v in before and edge == edge_id == before[v][0]
+                   and before[v][1] < at_m <= pos_m]
+        assert passers, "a stopped vehicle's incident starts when traffic first drives past it"
+
 
 def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
     from casaflow.inventory import load_inventory
