@@ -816,12 +816,13 @@ class IncidentDetector:
 
     def _jammed(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
         """Whether traffic ahead of stop_xy stands too, in its lane or the next ones: a jam. A broken-down
-        vehicle holds up the traffic behind and beside it, but the road ahead of it is clear. On a congested
-        segment, a vehicle too near the end of the view for that to be seen counts as jammed."""
+        vehicle holds up the traffic behind and beside it, but the road ahead of it is clear. A vehicle too
+        near the end of the view for that to be seen counts as jammed: closer than a queue's gap, or, on a
+        congested segment, than the jam's reach."""
         rules = self.rules
         direction = self._segment_dir_xy[s]
         visible_ahead_m = float(((self._segment_zone_xy[s] - stop_xy) @ direction).max())
-        if s in self._congestion and visible_ahead_m < rules.jam_reach_m:
+        if visible_ahead_m < (rules.jam_reach_m if s in self._congestion else rules.queue_gap_m):
             return True
         for other in current:
             if other is history or not other.is_vehicle or other.segment_depth_m[-1, s] < 0:

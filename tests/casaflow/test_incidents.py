@@ -305,6 +305,9 @@ def test_rule_fires_once_within_goal(name):
 NEAR_MISSES = {
     "queue_at_red_is_not_stopped": (queue_at_red_case, 45, always("r")),
     "jam_is_not_stopped": (jam_case, 40, None),
+    "standing_where_the_view_ends_is_not_stopped": (
+        lambda: {1: ("car", drive(speed_kmh=36, seconds=40, stop_at_s={51.0: 100.0})),
+                 **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}, 40, None),
     "queue_ahead_lost_for_a_moment_is_not_stopped": (queue_ahead_lost_case, 40, None),
     "short_stop_in_no_stopping_zone": (lambda: illegal_stopping_case(20.0), 50, None),
     "limit_plus_5_is_not_speeding": (
