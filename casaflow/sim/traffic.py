@@ -172,8 +172,8 @@ class KinematicTrack:
     colour: tuple[int, int, int]
 
 
-RED_LIGHT_THROUGH_S = 6.0
-"""A vehicle that entered a junction on red and left it within this long ran the red light."""
+RED_LIGHT_MIN_MPS = 3.0
+"""A vehicle entering a junction on red this fast crossed the line; a slower one crept over it as it stopped."""
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,6 @@ class _Run:
         self.counted: dict[str, set[str]] = {segment_id: set() for segment_id in views}
         self.in_zone: dict[str, dict[str, list[float]]] = {segment_id: {} for segment_id in views}
         self.red_watch: dict[str, tuple[CameraPlan, str]] = {}
-        self.red_entries: dict[str, tuple[CameraPlan, float]] = {}
         self.approach_lanes = {
             lane: plan for plan in plans if plan.kind == "intersection" for lane in plan.viewed.lane_ids
         }
@@ -567,9 +566,9 @@ class _Run:
             self.incidents.append(TruthIncident("speeding", plan.camera_id, segment_id, t_in, t_out, (vehicle,)))
 
     def _red_lights(self, t_s: float, vehicles: dict) -> None:
-        """A vehicle that leaves a viewed stop-line approach into the junction while its signal is red and
-        drives through it (out within `RED_LIGHT_THROUGH_S`); one that creeps over the line and stops is not
-        a red-light runner. The infraction starts when it entered the junction."""
+        """A vehicle that leaves a viewed stop-line approach into the junction while its signal is red, at
+        `RED_LIGHT_MIN_MPS` or faster, whether or not it gets through (one held up in the junction crossed
+        the line all the same); one that creeps over the line as it stops is not a red-light runner."""
         c = libsumo.constants
         for vehicle, value in vehicles.items():
             lane = value[c.VAR_LANE_ID]
@@ -580,13 +579,9 @@ class _Run:
                     self.red_watch[vehicle] = (plan, upcoming[0][3])
             elif vehicle in self.red_watch:
                 plan, state = self.red_watch.pop(vehicle)
-                if lane.startswith(":") and state in ("r", "R"):
-                    self.red_entries[vehicle] = (plan, t_s)
-            elif vehicle in self.red_entries and not lane.startswith(":"):
-                plan, entered_s = self.red_entries.pop(vehicle)
-                if t_s - entered_s <= RED_LIGHT_THROUGH_S:
+                if lane.startswith(":") and state in ("r", "R") and value[c.VAR_SPEED] >= RED_LIGHT_MIN_MPS:
                     self.incidents.append(
-                        TruthIncident("red_light", plan.camera_id, plan.viewed.segment_id, entered_s, entered_s, (vehicle,))
+                        TruthIncident("red_light", plan.camera_id, plan.viewed.segment_id, t_s, t_s, (vehicle,))
                     )
 
     def _collisions(self, t_s: float, vehicles: dict) -> None:

@@ -181,6 +181,12 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
                    and before[v][1] < at_m <= pos_m]
         assert passers, "a stopped vehicle's incident starts when traffic first drives past it"
 
+    for incident in (i for i in city.incidents if i.type == "red_light"):
+        k = int(round(incident.start_s * recording.fps))
+        rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
+        speeds = dict(zip(recording.obj[rows].tolist(), recording.speed_mps[rows].tolist()))
+        assert speeds[recording.object_ids.index(incident.object_ids[0])] >= 3.0, "crossed the line, not crept over it"
+
 
 def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
     from casaflow.inventory import load_inventory
