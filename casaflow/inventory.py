@@ -186,6 +186,8 @@ def load_inventory(path: str | Path) -> Inventory:
 
 
 def save_inventory(inventory: Inventory, path: str | Path) -> None:
-    """Write `cameras.yaml` (timestamps as ISO 8601 UTC)."""
+    """Write `cameras.yaml` (timestamps as ISO 8601 UTC). Of the city's incident rules only those set away
+    from the defaults are written: the others keep following the code's defaults as they improve."""
     data = inventory.model_dump(mode="json", exclude_defaults=False)
+    data["incident_rules"] = inventory.incident_rules.model_dump(mode="json", exclude_defaults=True)
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))

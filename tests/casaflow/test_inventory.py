@@ -28,6 +28,8 @@ def test_city_rules_and_camera_overrides(inventory_data, tmp_path):
     assert inventory.rules_for(second).stopped_vehicle_s == 20
     save_inventory(inventory, tmp_path / "again.yaml")
     assert load_inventory(tmp_path / "again.yaml").rules_for(second).speeding_tolerance_kmh == 15.0
+    written = yaml.safe_load((tmp_path / "again.yaml").read_text())["incident_rules"]
+    assert written == {"speeding_tolerance_kmh": 5.0, "stopped_vehicle_s": 20}, "defaults follow the code"
 
 
 @pytest.mark.parametrize(("where", "rules", "message"), [
