@@ -407,6 +407,9 @@ class _StopLineGeometry:
     length_m: float
     normal_xy: np.ndarray
     region_xyxy: list[float]
+    anchor_is_rear: bool
+    """Traffic crosses the line driving away from the camera: a track's anchor (the footprint's end nearest the
+    camera) is its rear, a length behind the front that the law, and the simulator's truth, judge."""
     states: deque = field(default_factory=lambda: deque(maxlen=600))
     """(ts_s, state) readings, state None when unknown."""
 
@@ -455,7 +458,9 @@ class IncidentDetector:
         index = self._segment_ids.index(line.segment_id)
         if normal @ self._segment_dir_xy[index] < 0:
             normal = -normal
-        return _StopLineGeometry(line.id, index, ends[0], unit, length, normal, list(line.signal_region))
+        middle_uv = np.asarray(line.line, np.float64).mean(axis=0, keepdims=True)
+        anchor_is_rear = bool(away_from_camera_xy(self._homography, middle_uv)[0] @ normal > 0)
+        return _StopLineGeometry(line.id, index, ends[0], unit, length, normal, list(line.signal_region), anchor_is_rear)
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -705,9 +710,10 @@ class IncidentDetector:
             return raised
         settled = len(history.t_s) - SMOOTHING_LAG
         for k, line in enumerate(self._stop_lines):
-            if settled < 2 or history.stop_offset_m[max(settled - 3, 0) : settled + 2, k].max() < self.rules.red_light_past_m:
+            front_m = history.stop_offset_m[:, k] + (history.length_m if line.anchor_is_rear else 0.0)
+            if settled < 2 or front_m[max(settled - 3, 0) : settled + 2].max() < self.rules.red_light_past_m:
                 continue  # the last settled median comes from these points: none is past the line
-            offset = moving_median(history.stop_offset_m[:, k : k + 1])[:settled, 0]
+            offset = moving_median(front_m[:, None])[:settled, 0]
             if offset[-1] < self.rules.red_light_past_m:
                 continue
             behind = np.flatnonzero(offset < 0)
@@ -727,22 +733,13 @@ class IncidentDetector:
             if speed_mps < self.rules.red_light_min_speed_mps:
                 continue
             crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
-            if self._state_at(line, self._front_crossing_s(history, i, crossing_s, crossing_xy, speed_mps)) != "r":
+            if self._state_at(line, crossing_s) != "r":
                 continue
             if leaps_since(history.t_s, history.xy_m, since_s=crossing_s - 1.0):
                 continue  # an identity switch carried the track over the line
             raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(
                 "red_light", line.segment_index, [history.track_id], start_s=c, frame_ts=frame_ts, xy_m=xy))
         return raised
-
-    def _front_crossing_s(self, history: _History, i: int, crossing_s: float, crossing_xy: np.ndarray, speed_mps: float) -> float:
-        """When the vehicle's front reached the line its anchor crossed at `crossing_s`. The anchor is the
-        footprint's end nearest the camera: the front of a vehicle driving towards it, the rear of one
-        driving away, whose front crossed a length earlier (the law, and the simulator's truth, judge the
-        front): at 10 m/s a car's rear crosses 0.45 s after its front, often after the amber turned red."""
-        heading = history.xy_m[i + 1] - history.xy_m[i]
-        away = away_from_camera_xy(self._homography, apply_homography(self._ground_to_image, crossing_xy[None]))[0]
-        return crossing_s - history.length_m / speed_mps if heading @ away > 0 else crossing_s
 
     def _stationary_rules(self, history: _History, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules

@@ -3,10 +3,13 @@
 Synthetic road users move on the ground of a known pinhole camera; their boxes go through the real
 ByteTracker, so the rules see Kalman-filtered ground trajectories as in the pipeline. Pins: each rule
 fires once, with a start close to the true start and within the time-to-detect goals (10 s; 3 s for
-red_light, wrong_way and speeding); near misses stay quiet (a queue at a red light, limit + 5 km/h, a
-pedestrian on the sidewalk, right-way traffic, braking hard from a speed for a red, a short stop in a no-stopping zone, normal braking behind a
-stopped car, crossing on green, free-flowing traffic); signal_state reads the lit lamp of a synthetic head;
-ids are deterministic across reruns; thresholds are validated and overridable per camera.
+red_light, wrong_way and speeding); a car driving away is judged at the stop line by its front, so one
+that ran the red and is held up in the junction with its rear short of the line is raised. Near misses
+stay quiet: a queue at a red light, limit + 5 km/h, a pedestrian on the sidewalk, right-way traffic, a car
+standing too near the end of the view to see the road ahead, braking hard from a speed for a red, a short stop in a no-stopping zone, a jam through it, normal braking
+behind a stopped car, a car creeping up behind one that braked hard seconds before, crossing on green,
+free-flowing traffic. signal_state reads the lit lamp of a synthetic head; ids are deterministic across
+reruns; thresholds are validated and overridable per camera.
 """
 
 from collections.abc import Callable
@@ -17,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from casaflow.anchors import GroundAnchors
-from casaflow.detections import CLASS_IDS, Detections
+from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geometry import PinholeCamera, project_ground_polygon
 from casaflow.incidents import (
     INCIDENT_SCHEMA,
@@ -38,6 +41,8 @@ START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 FPS = 5.0
 LEFT_X_M, RIGHT_X_M = 2.75, 6.25
 STOP_Y_M = 55.0
+AT_THE_LINE_M = STOP_Y_M - TYPICAL_LENGTH_M[CLASS_IDS["car"]] - 0.5
+"""Where a car driving away from the camera stops at the line: its anchor is its rear, its front 0.5 m short."""
 SIGNAL_REGION = [600.0, 20.0, 612.0, 50.0]
 
 
@@ -193,8 +198,8 @@ def illegal_stopping_case(stop_s: float):
 def queue_at_red_case():
     """Cars arriving one after the other (7 m apart, as they would queue) and standing in both lanes."""
     return {
-        i: ("car", drive(speed_kmh=36, seconds=45, x_m=x, y0_m=y - 53.0, stop_at_s={y: 100.0}))
-        for i, (x, y) in enumerate([(LEFT_X_M, 53.0), (LEFT_X_M, 46.0), (LEFT_X_M, 39.0), (RIGHT_X_M, 53.0), (RIGHT_X_M, 46.0)])
+        i: ("car", drive(speed_kmh=36, seconds=45, x_m=x, y0_m=y - AT_THE_LINE_M, stop_at_s={y: 100.0}))
+        for i, (x, y) in enumerate([(x, AT_THE_LINE_M - gap_m) for x in (LEFT_X_M, RIGHT_X_M) for gap_m in (0.0, 7.0, 14.0)][:5])
     }
 
 
@@ -277,6 +282,10 @@ CASES = {
     "red_light": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("r"), "red_light",
         5.0, 3.0),
+    "red_light_runner_held_up_in_the_junction": (
+        lambda: {1: ("car", drive(speed_kmh=17, seconds=12, y0_m=AT_THE_LINE_M - 20.0,
+                                  stop_at_s={AT_THE_LINE_M + 3.0: 1.5}))}, 12, always("r"), "red_light",
+        20.5 / (17 / 3.6), 3.0),
     "collision": (lambda: collision_case(abrupt=True), 25, None, "collision", 7.5 + 23.0 / 10.0, 10.0),
     "collision_the_struck_car_is_hidden_by_the_striker": (
         struck_car_hidden_case, 25, None, "collision", 7.5 + 23.0 / 10.0, 10.0),
@@ -313,21 +322,21 @@ NEAR_MISSES = {
     "limit_plus_5_is_not_speeding": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, 6, None),
     "braking_hard_from_speed_for_a_red_is_not_speeding": (
-        lambda: {1: ("car", drive(speed_kmh=80, seconds=20, y0_m=5.0, stop_at_s={STOP_Y_M - 1.0: 100.0}, decel_mps2=7.0))},
+        lambda: {1: ("car", drive(speed_kmh=80, seconds=20, y0_m=5.0, stop_at_s={AT_THE_LINE_M: 100.0}, decel_mps2=7.0))},
         20, always("r")),
     "right_way_is_not_wrong_way": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=30 / 3.6, seconds=8))}, 8, None),
     "crossing_on_green": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("g")),
-    "stopping_at_red": (lambda: {1: ("car", drive(speed_kmh=36, seconds=20, stop_at_s={53.0: 100.0}))}, 20,
+    "stopping_at_red": (lambda: {1: ("car", drive(speed_kmh=36, seconds=20, stop_at_s={AT_THE_LINE_M: 100.0}))}, 20,
                         red_after(3.0)),
     "normal_braking_behind_stopped_car": (lambda: collision_case(abrupt=False), 25, None),
     "braking_into_a_queue_closer_than_a_car_length": (
         lambda: {1: ("car", [(LEFT_X_M, 40.0)] * int(20 * FPS)),
                  2: ("car", drive(speed_kmh=30, seconds=20, y0_m=5.0, stop_at_s={36.0: 100.0}))}, 20, None),
     "queue_jittering_across_the_line_on_red": (
-        lambda: {1: ("car", drive(speed_kmh=36, seconds=20, y0_m=STOP_Y_M - 40.0, stop_at_s={STOP_Y_M - 0.5: 100.0})
-                     [:50] + [(LEFT_X_M, STOP_Y_M + (2.8 if k % 3 == 0 else -0.5)) for k in range(50)])}, 20, always("r")),
+        lambda: {1: ("car", drive(speed_kmh=36, seconds=20, y0_m=AT_THE_LINE_M - 40.0, stop_at_s={AT_THE_LINE_M: 100.0})
+                     [:50] + [(LEFT_X_M, AT_THE_LINE_M + (3.3 if k % 3 == 0 else 0.0)) for k in range(50)])}, 20, always("r")),
     "queue_ids_sliding_back_is_not_wrong_way": (lambda: queue_id_slide_case(), 20, None),
     "slow_backward_creep_is_not_wrong_way": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=40.0, vy_mps=-1.0, seconds=25))}, 25, None),
