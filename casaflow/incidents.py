@@ -760,7 +760,8 @@ class IncidentDetector:
             in_no_stopping = True
             allowed_s = rules.illegal_stopping_s or zone.max_stop_s
             s = self._segment_ids.index(zone.segment_id)
-            if standing_s >= allowed_s and not self._queued(history, current, s, stop_xy, now_s):
+            if standing_s >= allowed_s and not (self._queued(history, current, s, stop_xy, now_s)
+                                                or self._jammed(history, current, s, stop_xy, now_s)):
                 raised += self._raise_stationary("illegal_stopping", s, history, start_s=stood_s + allowed_s,
                                                  frame_ts=frame_ts, stop_xy=stop_xy)
         depths = history.segment_depth_m[-1]

@@ -212,6 +212,16 @@ def jam_case():
     return {**cars, 10: ("car", drive(speed_kmh=15, seconds=40, x_m=RIGHT_X_M, y0_m=-20.0, stop_at_s={36.0: 100.0}))}
 
 
+def jam_through_no_stopping_case():
+    """Both lanes jammed for a minute, a car of the right lane standing in the no-stopping zone further behind
+    the car ahead of it than a queue's gap: it is stuck in traffic, not stopping there."""
+    return {
+        i: ("car", drive(speed_kmh=36, seconds=75, x_m=x, y0_m=y - 52.0, stop_at_s={y: 100.0}))
+        for i, (x, y) in enumerate([(LEFT_X_M, 52.0), (LEFT_X_M, 45.0), (LEFT_X_M, 38.0), (LEFT_X_M, 31.0),
+                                    (RIGHT_X_M, 52.0), (RIGHT_X_M, 30.0)])
+    }
+
+
 def queue_ahead_lost_case():
     """A car standing in a queue (its head beyond the view) while the other lane flows; the two cars ahead
     of it in the view drop out of the detections for 1.4 s (a bus passing in front of the camera): still a
@@ -319,6 +329,7 @@ NEAR_MISSES = {
                  **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}, 40, None),
     "queue_ahead_lost_for_a_moment_is_not_stopped": (queue_ahead_lost_case, 40, None),
     "short_stop_in_no_stopping_zone": (lambda: illegal_stopping_case(20.0), 50, None),
+    "standing_in_a_jam_through_the_no_stopping_zone": (jam_through_no_stopping_case, 75, None),
     "limit_plus_5_is_not_speeding": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=55 / 3.6, seconds=6))}, 6, None),
     "braking_hard_from_speed_for_a_red_is_not_speeding": (
