@@ -899,7 +899,8 @@ class IncidentDetector:
             seen_s = float(other.t_s[-1])
             if path_speed_mps(other.t_s, other.xy_m, start_s=seen_s - rules.collision_confirm_s, end_s=seen_s) > 1.0:
                 continue
-            contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s, end_s=now_s)
+            contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s,
+                                        end_s=stood_s + rules.collision_confirm_s)  # the impact is what stopped it
             if contact_s is None:
                 continue
             return self._raise_collision(history, other, s, start_s=contact_s, frame_ts=frame_ts, stop_xy=stop_xy)

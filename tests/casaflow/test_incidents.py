@@ -342,6 +342,10 @@ NEAR_MISSES = {
     "stopping_at_red": (lambda: {1: ("car", drive(speed_kmh=36, seconds=20, stop_at_s={AT_THE_LINE_M: 100.0}))}, 20,
                         red_after(3.0)),
     "normal_braking_behind_stopped_car": (lambda: collision_case(abrupt=False), 25, None),
+    "braking_hard_then_a_car_creeps_up_behind": (
+        lambda: {1: ("car", drive(speed_kmh=30, seconds=20, y0_m=5.0, stop_at_s={40.0: 100.0}, decel_mps2=8.0)),
+                 2: ("car", [None] * int(5 * FPS) + drive(speed_kmh=7, seconds=15, y0_m=25.0, stop_at_s={35.0: 100.0}))},
+        20, None),
     "braking_into_a_queue_closer_than_a_car_length": (
         lambda: {1: ("car", [(LEFT_X_M, 40.0)] * int(20 * FPS)),
                  2: ("car", drive(speed_kmh=30, seconds=20, y0_m=5.0, stop_at_s={36.0: 100.0}))}, 20, None),
