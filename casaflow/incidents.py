@@ -103,6 +103,9 @@ TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
+FRONT_UNCERTAINTY = 0.3
+"""A front placed a typical length ahead of the rear is off by up to this fraction of the length (buses run
+10-18 m): the front must be this far past a stop line, or `red_light_past_m` if more, to have crossed it."""
 MIN_HEADING_COS = 0.8
 """A vehicle's motion within about 37 degrees of a segment's direction travels along it."""
 
@@ -711,10 +714,11 @@ class IncidentDetector:
         settled = len(history.t_s) - SMOOTHING_LAG
         for k, line in enumerate(self._stop_lines):
             front_m = history.stop_offset_m[:, k] + (history.length_m if line.anchor_is_rear else 0.0)
-            if settled < 2 or front_m[max(settled - 3, 0) : settled + 2].max() < self.rules.red_light_past_m:
+            past_m = max(self.rules.red_light_past_m, FRONT_UNCERTAINTY * history.length_m if line.anchor_is_rear else 0.0)
+            if settled < 2 or front_m[max(settled - 3, 0) : settled + 2].max() < past_m:
                 continue  # the last settled median comes from these points: none is past the line
             offset = moving_median(front_m[:, None])[:settled, 0]
-            if offset[-1] < self.rules.red_light_past_m:
+            if offset[-1] < past_m:
                 continue
             behind = np.flatnonzero(offset < 0)
             if not behind.size:
@@ -728,10 +732,10 @@ class IncidentDetector:
             margin = self.rules.lane_halfwidth_m / max(line.length_m, 1e-9)
             if not -margin <= lateral <= 1 + margin:
                 continue
-            speed_mps = path_speed_mps(history.t_s[:settled], history.smooth_xy_m[:settled], start_s=crossing_s - 1.0,
-                                       end_s=crossing_s + 1.0)
+            speed_mps = net_speed_mps(history.t_s[:settled], history.smooth_xy_m[:settled], start_s=crossing_s - 1.0,
+                                      end_s=crossing_s + 1.0)
             if speed_mps < self.rules.red_light_min_speed_mps:
-                continue
+                continue  # net displacement: a standing vehicle's jitter is no crossing
             crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
             if self._state_at(line, crossing_s) != "r":
                 continue
