@@ -10,18 +10,20 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   `SPEEDING_LOST_S` after it was lost in it); starts at zone entry;
 - `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone,
   at `wrong_way_min_speed_mps` or more and without an identity switch; starts at zone entry;
-- `red_light`: the (moving-median) ground anchor crosses a stop line at `red_light_min_speed_mps` or more
-  and goes `red_light_past_m` beyond it while the signal, read from its image region or an external feed,
-  is red; starts at the crossing (a queue standing at the line jitters across it without moving);
+- `red_light`: the vehicle's front (moving median; placed a typical length ahead of the anchor for traffic
+  driving away from the camera) crosses a stop line at `red_light_min_speed_mps` or more (net) and goes
+  `red_light_past_m` beyond it while the signal, read from its image region or an external feed, is red;
+  starts at the crossing (a queue standing at the line jitters across it without moving);
 - `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while other traffic moves past
-  it, with no stationary vehicle just ahead in its lane (a queue), no standing traffic ahead (a jam) and
-  no red signal holding it for the last `stopped_clear_s` (a queue ahead that loses its track for a
-  moment does not make a breakdown); starts when it stood;
-- `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`; starts at the stop
-  plus the allowed time;
+  it, with no stationary vehicle just ahead in its lane (a queue), no standing traffic ahead (a jam), the
+  road ahead in view for a queue's gap, and no red signal holding it for the last `stopped_clear_s` (a
+  queue ahead that loses its track for a moment does not make a breakdown); starts when it stood;
+- `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`, neither queued nor
+  stuck in a jam; starts at the stop plus the allowed time;
 - `collision`: a vehicle that arrived moving (`collision_min_speed_mps` over `collision_approach_s`) and
   stands with its footprint meeting another standing vehicle's in the same lane (closer than the shorter
-  vehicle's length plus `contact_margin_m`, or having driven into it); starts at the contact. Or a
+  vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood: the impact is
+  what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
   `collision_decel_mps2` needed) when it vanished there: one box covers both after the impact (not
   inferred for two-wheelers, which filter past standing traffic and vanish behind it);
