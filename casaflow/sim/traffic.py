@@ -321,6 +321,7 @@ class _Run:
         self.collisions_seen: set[tuple[str, str]] = set()
         self.watches: dict[str, _StopWatch] = {}
         self.previous_positions: dict[str, tuple[str, float]] = {}
+        """(edge id, lane position) of every vehicle at the last step, kept only while a stop awaits its first passer."""
         self.next_edges: dict[str, str | None] = {}
         self.staged = self._stage_plan()
         self._signal_links()
@@ -521,9 +522,10 @@ class _Run:
         self._red_lights(t_s, vehicles)
         self._collisions(t_s, vehicles)
         self._stops(t_s, vehicles)
+        awaiting_passer = any(watch.needs_passer and watch.start_s is None for watch in self.watches.values())
         self.previous_positions = {
             vehicle: (value[c.VAR_LANE_ID].rsplit("_", 1)[0], value[c.VAR_LANEPOSITION]) for vehicle, value in vehicles.items()
-        }
+        } if awaiting_passer else {}
 
     def _in_zones(self, vehicles: dict) -> dict[str, set[str]]:
         """Segment id -> the vehicles whose centre is in its zone: a vehicle is where its centre is (a lane-area

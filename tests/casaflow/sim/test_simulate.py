@@ -152,40 +152,35 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
     views = {view.segment_id: view for plan in city.plans for view in plan.segments}
     recording = city.recording
 
-    def lane_position(object_id, t_s):
+    def at(t_s):
+        """Object id -> (lane id, lane position m, speed m/s) of the road users on a lane at recorded time t_s."""
         k = int(round(t_s * recording.fps))
         rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
-        i = recording.obj[rows].tolist().index(recording.object_ids.index(object_id))
-        return recording.lane_ids[recording.lane[rows][i]], float(recording.lane_pos_m[rows][i])
+        return {recording.object_ids[o]: (recording.lane_ids[lane], float(pos_m), float(speed_mps))
+                for o, lane, pos_m, speed_mps in zip(recording.obj[rows], recording.lane[rows],
+                                                    recording.lane_pos_m[rows], recording.speed_mps[rows]) if lane >= 0}
+
+    def edge(lane_id):
+        return lane_id.rsplit("_", 1)[0]
 
     collisions = [i for i in city.incidents if i.type == "collision"]
     assert collisions
     for incident in collisions:
         view = views[incident.segment_id]
-        lane_id, pos_m = lane_position(incident.object_ids[0], incident.start_s)
+        lane_id, pos_m, _ = at(incident.start_s)[incident.object_ids[0]]
         assert lane_id in view.lane_ids and view.start_m - 5.0 <= pos_m <= view.end_m + 5.0, (incident, pos_m)
-        _, later_m = lane_position(incident.object_ids[0], min(incident.start_s + 3.0, incident.end_s))
+        _, later_m, _ = at(min(incident.start_s + 3.0, incident.end_s))[incident.object_ids[0]]
         assert abs(later_m - pos_m) < 2.0, "the striker stays where it hit"
 
-    def edge_positions(t_s):
-        k = int(round(t_s * recording.fps))
-        rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
-        return {recording.object_ids[o]: (recording.lane_ids[lane].rsplit("_", 1)[0], float(pos_m))
-                for o, lane, pos_m in zip(recording.obj[rows], recording.lane[rows], recording.lane_pos_m[rows]) if lane >= 0}
-
-    stops = [i for i in city.incidents if i.type == "stopped_vehicle"]
-    for incident in stops:
-        edge_id, at_m = edge_positions(incident.start_s)[incident.object_ids[0]]
-        before, now = edge_positions(incident.start_s - 1.0 / recording.fps), edge_positions(incident.start_s)
-        passers = [v for v, (edge, pos_m) in now.items() if v in before and edge == edge_id == before[v][0]
+    for incident in (i for i in city.incidents if i.type == "stopped_vehicle"):
+        before, now = at(incident.start_s - 1.0 / recording.fps), at(incident.start_s)
+        lane_id, at_m, _ = now[incident.object_ids[0]]
+        passers = [v for v, (lane, pos_m, _) in now.items() if v in before and edge(lane) == edge(lane_id) == edge(before[v][0])
                    and before[v][1] < at_m <= pos_m]
         assert passers, "a stopped vehicle's incident starts when traffic first drives past it"
 
     for incident in (i for i in city.incidents if i.type == "red_light"):
-        k = int(round(incident.start_s * recording.fps))
-        rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
-        speeds = dict(zip(recording.obj[rows].tolist(), recording.speed_mps[rows].tolist()))
-        assert speeds[recording.object_ids.index(incident.object_ids[0])] >= 3.0, "crossed the line, not crept over it"
+        assert at(incident.start_s)[incident.object_ids[0]][2] >= 3.0, "crossed the line, not crept over it"
 
 
 def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
