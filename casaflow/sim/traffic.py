@@ -36,6 +36,8 @@ SPEEDING_MIN_DISTANCE_M = 20.0
 MOVING_MPS = 0.5
 PASSING_MPS = 3.0
 """A vehicle driving past a standing one at this speed or faster shows that traffic moves past it."""
+QUEUE_GAP_M = 12.0
+"""A vehicle standing at most this far (bumper to bumper) ahead of a standing one makes it part of a queue."""
 STOPPED_MPS = 0.1
 COLLISION_AT = 0.45
 """Where along its zone a staged collision's lead vehicle stops (fraction of the zone's length)."""
@@ -257,8 +259,9 @@ class _StopWatch:
 
     The incident runs from the moment it stood (plus the allowed time, for illegal stopping) to the
     moment it moves again. A collision starts at SUMO's report of the impact. A stopped vehicle is one
-    that traffic moves past (DESIGN.md): while the traffic beside it stands too it is one more car in a
-    queue, so its incident starts when the first vehicle drives past it, and without one there is none.
+    that traffic moves past, in no queue (DESIGN.md): while the traffic beside it stands too, or a vehicle
+    stands just ahead of it in its lane, it is one more car in a queue, so its incident starts once a
+    vehicle has driven past it and its lane ahead is clear; without a passer there is none.
     """
 
     kind: str
@@ -270,6 +273,7 @@ class _StopWatch:
     stood: bool = False
     moving_since_s: float | None = None
     needs_passer: bool = False
+    passed: bool = False
     stood_at: tuple[str, float] | None = None
     """(edge id, lane position) where it stands."""
 
@@ -626,8 +630,10 @@ class _Run:
                     watch.stood_at = (value[c.VAR_LANE_ID].rsplit("_", 1)[0], value[c.VAR_LANEPOSITION])
                     if not watch.needs_passer:
                         watch.start_s = t_s + watch.grace_s if watch.start_s is None else watch.start_s
-                if watch.start_s is None and self._passed(vehicle, watch.stood_at, vehicles):
-                    watch.start_s = t_s
+                if watch.start_s is None:
+                    watch.passed = watch.passed or self._passed(vehicle, watch.stood_at, vehicles)
+                    if watch.passed and not self._queued(vehicle, vehicles):
+                        watch.start_s = t_s
             elif watch.stood:
                 watch.moving_since_s = t_s if watch.moving_since_s is None else watch.moving_since_s
                 if value is None or t_s - watch.moving_since_s >= 1.0:
@@ -645,6 +651,15 @@ class _Run:
             if value[c.VAR_LANE_ID].rsplit("_", 1)[0] == edge_id and before[1] < at_m <= value[c.VAR_LANEPOSITION]:
                 return True
         return False
+
+    @staticmethod
+    def _queued(standing: str, vehicles: dict) -> bool:
+        """Whether a vehicle stands within `QUEUE_GAP_M` ahead of the standing one in its lane."""
+        leader = libsumo.vehicle.getLeader(standing, QUEUE_GAP_M)
+        if not leader or not leader[0] or leader[1] + libsumo.vehicle.getMinGap(standing) > QUEUE_GAP_M:
+            return False
+        value = vehicles.get(leader[0])
+        return value is None or value[libsumo.constants.VAR_SPEED] < MOVING_MPS
 
     def _close_watch(self, watch: _StopWatch, end_s: float) -> None:
         if watch.stood and watch.start_s is not None and end_s > watch.start_s:

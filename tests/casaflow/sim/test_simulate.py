@@ -153,15 +153,7 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
     recording = city.recording
 
     def at(t_s):
-        """Object id -> (lane id, lane position m, speed m/s) of the road users on a lane at recorded time t_s."""
-        k = int(round(t_s * recording.fps))
-        rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
-        return {recording.object_ids[o]: (recording.lane_ids[lane], float(pos_m), float(speed_mps))
-                for o, lane, pos_m, speed_mps in zip(recording.obj[rows], recording.lane[rows],
-                                                    recording.lane_pos_m[rows], recording.speed_mps[rows]) if lane >= 0}
-
-    def edge(lane_id):
-        return lane_id.rsplit("_", 1)[0]
+        return _on_lanes(recording, int(round(t_s * recording.fps)))
 
     collisions = [i for i in city.incidents if i.type == "collision"]
     assert collisions
@@ -172,15 +164,52 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
         _, later_m, _ = at(min(incident.start_s + 3.0, incident.end_s))[incident.object_ids[0]]
         assert abs(later_m - pos_m) < 2.0, "the striker stays where it hit"
 
-    for incident in (i for i in city.incidents if i.type == "stopped_vehicle"):
-        before, now = at(incident.start_s - 1.0 / recording.fps), at(incident.start_s)
-        lane_id, at_m, _ = now[incident.object_ids[0]]
-        passers = [v for v, (lane, pos_m, _) in now.items() if v in before and edge(lane) == edge(lane_id) == edge(before[v][0])
-                   and before[v][1] < at_m <= pos_m]
-        assert passers, "a stopped vehicle's incident starts when traffic first drives past it"
-
     for incident in (i for i in city.incidents if i.type == "red_light"):
         assert at(incident.start_s)[incident.object_ids[0]][2] >= 3.0, "crossed the line, not crept over it"
+    _assert_stopped_vehicles_passed_and_in_no_queue(city)
+
+
+@pytest.mark.slow
+def test_a_stop_behind_a_standing_queue_is_no_stopped_vehicle_while_the_queue_stands(tmp_path):
+    """Seed 101's 120 s: the staged stop stands 8 m behind a queue that never leaves; traffic passes it in
+    the next lane, but it is one more car in the queue."""
+    scenario = load_scenario("demo")
+    scenario = scenario.model_validate({**scenario.model_dump(), "duration_s": 120.0})
+    _assert_stopped_vehicles_passed_and_in_no_queue(simulate_traffic(scenario, seed=101, work_dir=tmp_path, progress=lambda line: None))
+
+
+def _on_lanes(recording, k):
+    """Object id -> (lane id, lane position m, speed m/s) of the road users on a lane at recorded frame k."""
+    rows = slice(recording.frame_offsets[k], recording.frame_offsets[k + 1])
+    return {recording.object_ids[o]: (recording.lane_ids[lane], float(pos_m), float(speed_mps))
+            for o, lane, pos_m, speed_mps in zip(recording.obj[rows], recording.lane[rows],
+                                                recording.lane_pos_m[rows], recording.speed_mps[rows]) if lane >= 0}
+
+
+def _assert_stopped_vehicles_passed_and_in_no_queue(city):
+    """A stopped vehicle's incident starts with no vehicle standing just ahead of it in its lane, after
+    traffic drove past it while it stood."""
+    from casaflow.sim.traffic import MOVING_MPS, PASSING_MPS, QUEUE_GAP_M
+
+    recording = city.recording
+    length_m = dict(zip(recording.object_ids, recording.object_dims_m[:, 0].tolist()))
+
+    def edge(lane_id):
+        return lane_id.rsplit("_", 1)[0]
+
+    for incident in (i for i in city.incidents if i.type == "stopped_vehicle"):
+        vehicle, k = incident.object_ids[0], int(round(incident.start_s * recording.fps))
+        lane_id, at_m, _ = _on_lanes(recording, k)[vehicle]
+        queue = [v for v, (lane, pos_m, speed) in _on_lanes(recording, k).items()
+                 if lane == lane_id and 0 < pos_m - length_m[v] - at_m <= QUEUE_GAP_M and speed < MOVING_MPS]
+        assert not queue, f"{vehicle} stands in a queue behind {queue} at {incident.start_s} s"
+        passed = False
+        while not passed and k > 0 and abs(_on_lanes(recording, k - 1).get(vehicle, (None, np.inf))[1] - at_m) < 0.01:
+            before, now = _on_lanes(recording, k - 1), _on_lanes(recording, k)
+            passed = any(v in before and edge(lane) == edge(lane_id) == edge(before[v][0]) and before[v][1] < at_m <= pos_m
+                         and speed >= PASSING_MPS for v, (lane, pos_m, speed) in now.items())
+            k -= 1
+        assert passed, f"nothing drove past {vehicle} before {incident.start_s} s"
 
 
 def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
