@@ -26,9 +26,10 @@ def too_young_since(t_s: np.ndarray, since_s: float) -> bool:
 
 def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
-    speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later), or, with
-    `reversals`, back against its motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each
-    is an identity switch, whose trajectory mixes two objects."""
+    speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later; a step that leapt is
+    no speed of the track's object, so it allows nothing after it), or, with `reversals`, back against its
+    motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose
+    trajectory mixes two objects."""
     keep = t_s >= since_s
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
@@ -36,10 +37,11 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     dt = np.maximum(np.diff(t_s[first:]), 1e-6)
     step_m = np.linalg.norm(np.diff(xy_m[first:], axis=0), axis=1)
     speed = step_m / dt
-    padded = np.concatenate([[np.inf] * LEAP_CONTEXT_STEPS, speed[:-1]])
-    before_mps = np.lib.stride_tricks.sliding_window_view(padded, LEAP_CONTEXT_STEPS).max(axis=1)
-    reach_m = before_mps * dt + 0.5 * MAX_ACCELERATION_MPS2 * dt**2 + GROUND_JITTER_M
-    leaps = (speed > MAX_PLAUSIBLE_SPEED_MPS) | (step_m > reach_m)
+    leaps = speed > MAX_PLAUSIBLE_SPEED_MPS
+    for i in range(len(speed)):
+        context = [np.inf if j < 0 else speed[j] for j in range(i - LEAP_CONTEXT_STEPS, i) if j < 0 or not leaps[j]]
+        before_mps = max(context, default=np.inf)
+        leaps[i] |= step_m[i] > before_mps * dt[i] + 0.5 * MAX_ACCELERATION_MPS2 * dt[i] ** 2 + GROUND_JITTER_M
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])
     return bool(leaps[t_s[first + 1:] >= since_s].any())

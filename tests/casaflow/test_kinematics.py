@@ -21,6 +21,17 @@ def test_the_first_step_judged_is_judged_against_the_steps_before_it():
     assert leaps_since(T_S[-5:], xy[-5:], since_s=T_S[-1])
 
 
+def test_a_leap_allows_no_leap_after_it():
+    """Seed 222 cam03: a track jumps 25 m onto a standing car, then 4.5 m in 0.2 s onto a passing one (a
+    wrong-way driver, read from the two legs)."""
+    xy = np.zeros((8, 2))
+    xy[3:] = [25.0, 0.0]
+    xy[4:] = [25.3, 0.0]
+    xy[6:] = [29.8, 0.0]
+    assert leaps_since(T_S[:7], xy[:7], since_s=T_S[6])
+    assert not leaps_since(T_S[:6], xy[:6], since_s=T_S[5])
+
+
 def test_steady_driving_and_braking_do_not_leap():
     cruise = np.stack([np.arange(8) * 2.8, np.zeros(8)], axis=1)  # 14 m/s
     assert not leaps_since(T_S, cruise, since_s=T_S[0])
