@@ -31,6 +31,9 @@ except ImportError:
     _scipy_assignment = None
 
 TrackState = Literal["tentative", "tracked", "lost"]
+CLASS_VOTE_MIN_HEIGHT_PX = 12.0
+"""A box shorter than this carries a guess at its class (the detector's accuracy is measured from 12 px up):
+a far motorcycle read as a pedestrian for seconds must not outvote its class once it is near."""
 
 
 def iou_matrix(xyxy_a: np.ndarray, xyxy_b: np.ndarray, *, buffer_ratio: float = 0.0) -> np.ndarray:
@@ -269,13 +272,15 @@ class Track:
         last_ts: UTC time of its last matched detection.
         confidence: Confidence of the last matched detection.
         peak_confidence: Highest confidence of its matched detections (how sure anyone can be it exists).
+        class_votes: (2, classes) matched detections per class: row 0 of every box, row 1 of boxes at least
+            `CLASS_VOTE_MIN_HEIGHT_PX` tall.
         ground_trajectory: Bounded deque of `(ts, x_m, y_m)`: the box's ground anchor (`GroundAnchors`,
             the camera's homography), one point per matched frame whose box the picture's edge does not
             cut, covering at most `trajectory_s` seconds.
     """
 
     def __init__(self, camera_id: str, track_id: int, *, mean: np.ndarray, covariance: np.ndarray,
-                 ts: datetime, class_id: int, confidence: float, time_s: float, max_points: int) -> None:
+                 ts: datetime, class_id: int, height_px: float, confidence: float, time_s: float, max_points: int) -> None:
         self.camera_id = camera_id
         self.track_id = track_id
         self.state: TrackState = "tentative"
@@ -289,8 +294,8 @@ class Track:
         self.predicted_s = time_s
         self.confidence = confidence
         self.peak_confidence = confidence
-        self.class_votes = np.zeros(len(CLASS_NAMES), np.int64)
-        self.class_votes[class_id] += 1
+        self.class_votes = np.zeros((2, len(CLASS_NAMES)), np.int64)
+        self.class_votes[:, class_id] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
         self.ground_trajectory: deque[tuple[datetime, float, float]] = deque(maxlen=max_points)
 
     @property
@@ -300,8 +305,10 @@ class Track:
 
     @property
     def class_id(self) -> int:
-        """The class most often detected for this track (ties to the lower class id)."""
-        return int(np.argmax(self.class_votes))
+        """The class most often detected for this track in boxes at least `CLASS_VOTE_MIN_HEIGHT_PX` tall, or
+        in all its boxes while none is (ties to the lower class id)."""
+        votes = self.class_votes[1] if self.class_votes[1].any() else self.class_votes[0]
+        return int(np.argmax(votes))
 
     @property
     def xyxy(self) -> np.ndarray:
@@ -556,7 +563,8 @@ class ByteTracker:
             track.last_ts, track.last_time_s = ts, time_s
             track.confidence = float(detections.confidence[row])
             track.peak_confidence = max(track.peak_confidence, track.confidence)
-            track.class_votes[detections.class_id[row]] += 1
+            height_px = detections.xyxy[row, 3] - detections.xyxy[row, 1]
+            track.class_votes[:, detections.class_id[row]] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
             if track.state == "lost" or track.hits >= self.minimum_consecutive_frames:
                 track.state = "tracked"
         self._extend_trajectories(tracks, mean, ts)
@@ -568,7 +576,9 @@ class ByteTracker:
         born = []
         for row, m, c in zip(rows, mean, covariance, strict=True):
             track = Track(self.camera_id, self._next_id, mean=m, covariance=c, ts=ts,
-                          class_id=int(detections.class_id[row]), confidence=float(detections.confidence[row]),
+                          class_id=int(detections.class_id[row]),
+                          height_px=float(detections.xyxy[row, 3] - detections.xyxy[row, 1]),
+                          confidence=float(detections.confidence[row]),
                           time_s=time_s, max_points=self._max_points)
             if self.minimum_consecutive_frames <= 1:
                 track.state = "tracked"

@@ -175,6 +175,20 @@ def test_update_returns_confirmed_rows_in_input_order_with_the_majority_class():
     assert tracker.tracks[0].class_id == CLASS_IDS["car"]
 
 
+def test_a_far_road_users_class_gives_way_to_what_it_is_seen_as_near():
+    """Seed 222 cam08: a motorcycle read as a pedestrian 31 times while 7-12 px tall, then as a motorcycle
+    from 14 px up: a 'pedestrian' riding in the lane raised a false alarm."""
+    tracker = ByteTracker("cam01", frame_rate=5)
+    for k in range(14):
+        height_px = 8.0 if k < 10 else 16.0
+        name = "pedestrian" if k < 10 else "motorcycle"
+        dets = detections([[300 - 2 * k, 100 + k, 306 - 2 * k, 100 + k + height_px]], class_id=CLASS_IDS[name])
+        tracker.update(dets, START + timedelta(seconds=k / 5))
+        if k == 9:
+            assert tracker.tracks[0].class_id == CLASS_IDS["pedestrian"], "only small boxes so far: their class"
+    assert tracker.tracks[0].class_id == CLASS_IDS["motorcycle"]
+
+
 def test_ground_trajectory_gives_the_speed_through_the_homography():
     camera = PinholeCamera(x_m=0.0, y_m=0.0, height_m=10.0, yaw_deg=0.0, pitch_deg=15.0, focal_px=800.0,
                            width_px=1280, height_px=720)
