@@ -19,7 +19,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   road ahead in view for a queue's gap, and no red signal holding it for the last `stopped_clear_s` (a
   queue ahead that loses its track for a moment does not make a breakdown); starts when it stood;
 - `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`, neither queued nor
-  stuck in a jam; starts at the stop plus the allowed time;
+  stuck in a jam for the last `stopped_clear_s` (one held up behind a standing vehicle follows it off when
+  it leaves); starts at the stop plus the allowed time;
 - `collision`: a vehicle that arrived moving (`collision_min_speed_mps` over `collision_approach_s`) and
   stands with its footprint meeting another standing vehicle's in the same lane (closer than the shorter
   vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood: the impact is
@@ -765,23 +766,25 @@ class IncidentDetector:
                 continue
             in_no_stopping = True
             allowed_s = rules.illegal_stopping_s or zone.max_stop_s
+            if standing_s < allowed_s - rules.stopped_clear_s:
+                self._clear_since_s.pop(history.track_id, None)
+                continue
             s = self._segment_ids.index(zone.segment_id)
-            if standing_s >= allowed_s and not (self._queued(history, current, s, stop_xy, now_s)
-                                                or self._jammed(history, current, s, stop_xy, now_s)):
+            clear_s = self._clear_s(history, current, s, stop_xy, now_s)
+            if standing_s >= allowed_s and clear_s >= rules.stopped_clear_s:
                 raised += self._raise_stationary("illegal_stopping", s, history, start_s=stood_s + allowed_s,
                                                  frame_ts=frame_ts, stop_xy=stop_xy)
+        if in_no_stopping:
+            return raised
         depths = history.segment_depth_m[-1]
-        if in_no_stopping or standing_s < rules.stopped_vehicle_s - rules.stopped_clear_s or depths.max() < 0:
+        if standing_s < rules.stopped_vehicle_s - rules.stopped_clear_s or depths.max() < 0:
             self._clear_since_s.pop(history.track_id, None)
             return raised
         if any(("collision", history.track_id) == key for key in self._raised):
             return raised
         s = int(np.argmax(depths))
-        if self._queued(history, current, s, stop_xy, now_s) or self._jammed(history, current, s, stop_xy, now_s):
-            self._clear_since_s.pop(history.track_id, None)
-            return raised
-        clear_since_s = self._clear_since_s.setdefault(history.track_id, now_s)
-        if standing_s < rules.stopped_vehicle_s or now_s - clear_since_s < rules.stopped_clear_s:
+        clear_s = self._clear_s(history, current, s, stop_xy, now_s)
+        if standing_s < rules.stopped_vehicle_s or clear_s < rules.stopped_clear_s:
             return raised
         if self._passers(history, current, s, stop_xy, stood_s) < rules.min_passing_vehicles:
             return raised
@@ -795,6 +798,15 @@ class IncidentDetector:
         for incident in raised:
             self._open[(type_, history.track_id)] = _Open(incident, history.track_id, stop_xy)
         return raised
+
+    def _clear_s(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> float:
+        """How long nothing has held up the vehicle standing at stop_xy on segment s (no queue, jam or red
+        signal ahead of it); 0 while something does. A vehicle whose queue has just left takes a moment to
+        follow it."""
+        if self._queued(history, current, s, stop_xy, now_s) or self._jammed(history, current, s, stop_xy, now_s):
+            self._clear_since_s.pop(history.track_id, None)
+            return 0.0
+        return now_s - self._clear_since_s.setdefault(history.track_id, now_s)
 
     def _queued(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
         """Whether a vehicle standing at stop_xy on segment s is in a queue: a stationary vehicle just ahead

@@ -16,7 +16,7 @@ class IncidentRules(BaseModel):
     min_track_confidence: float = Field(default=0.6, ge=0, le=1, description="tracks never detected this surely are counted but raise nothing")
     still_radius_m: float = Field(default=1.5, gt=0, le=10, description="a track within this radius is stationary")
     stopped_vehicle_s: float = Field(default=6.0, gt=0, le=600, description="standing this long in a lane is a stopped vehicle")
-    stopped_clear_s: float = Field(default=3.0, ge=0, le=600, description="no queue, jam or red signal ahead for this long before raising a stopped vehicle")
+    stopped_clear_s: float = Field(default=3.0, ge=0, le=600, description="no queue, jam or red signal ahead for this long before raising a stopped vehicle or illegal stopping")
     passing_speed_mps: float = Field(default=3.0, gt=0, le=30, description="a vehicle passing a stopped one moves at least this fast")
     min_passing_vehicles: int = Field(default=1, ge=0, le=20, description="vehicles that must pass a stopped vehicle (0: none)")
     queue_gap_m: float = Field(default=12.0, gt=0, le=50, description="a stationary vehicle this close ahead in the lane makes a queue")

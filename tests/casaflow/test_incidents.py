@@ -195,6 +195,18 @@ def illegal_stopping_case(stop_s: float):
     return {1: ("car", parked), **stream(x_m=LEFT_X_M, speed_kmh=36, every_s=5.0, seconds=50)}
 
 
+def held_up_behind_case():
+    """`illegal_stopping_case`'s car, and a motorcycle that waited 4.5 m behind it (in the zone too, for
+    longer than allowed) and follows it off 1.5 s after it leaves (seed 222 cam06): held up, not stopping."""
+    objects = illegal_stopping_case(40.0)
+    car = objects[1][1]
+    leaves = next(k for k, (_, y) in enumerate(car) if y > 28.0)
+    follows = leaves + int(1.5 * FPS)
+    moto = drive(speed_kmh=36, seconds=50, x_m=RIGHT_X_M, y0_m=-10.0, stop_at_s={23.5: 100.0})[:follows]
+    moto += [(RIGHT_X_M, y - 4.5) for _, y in car[leaves:len(car) - (follows - leaves)]]
+    return {**objects, 2: ("motorcycle", moto)}
+
+
 def queue_at_red_case():
     """Cars arriving one after the other (7 m apart, as they would queue) and standing in both lanes."""
     return {
@@ -280,6 +292,8 @@ def pedestrian_case(*, x0_m: float, vx_mps: float, vy_mps: float):
 CASES = {
     "stopped_vehicle": (stopped_vehicle_case, 40, None, "stopped_vehicle", 25.0 / 10.0 + 0.5, 10.0),
     "illegal_stopping": (lambda: illegal_stopping_case(40.0), 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
+    "illegal_stopping_with_a_motorcycle_held_up_behind": (
+        held_up_behind_case, 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
     "speeding_limit_plus_15": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=65 / 3.6, seconds=6))}, 6, None, "speeding",
         10.0 / (65 / 3.6), 3.0),
