@@ -23,8 +23,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   it leaves); starts at the stop plus the allowed time;
 - `collision`: a vehicle that arrived moving (`collision_min_speed_mps` over `collision_approach_s`) and
   stands with its footprint meeting another standing vehicle's in the same lane (closer than the shorter
-  vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood: the impact is
-  what stopped it; starts at the contact. Or a
+  vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood, the two seen
+  apart first (one truck can have two boxes): the impact is what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
   `collision_decel_mps2` needed) when it vanished there: one box covers both after the impact (not
   inferred for two-wheelers, which filter past standing traffic and vanish behind it);
@@ -988,7 +988,8 @@ class IncidentDetector:
         return raised
 
     def _contact_s(self, history: _History, other: _History, heading: np.ndarray, *, start_s: float, end_s: float) -> float | None:
-        """First time in [start_s, end_s] the two footprints meet in one lane, None if they never do."""
+        """First time in [start_s, end_s] the two footprints meet in one lane, having been seen apart; None
+        if they never do."""
         rules = self.rules
         keep = (history.t_s >= max(start_s, other.t_s[0])) & (history.t_s <= min(end_s, other.t_s[-1]))
         if keep.sum() < 2:
@@ -1006,7 +1007,9 @@ class IncidentDetector:
         ahead_before = same_lane & (along > 0)
         drove_in = same_lane & (along <= 0) & (np.maximum.accumulate(ahead_before))
         meeting = np.flatnonzero(touching | drove_in)
-        if not meeting.size or abs(along[-1]) > history.length_m + other.length_m + rules.contact_margin_m:
+        if not meeting.size or meeting[0] == 0:
+            return None  # never seen apart: one vehicle with two boxes, or one coming out from behind the other
+        if abs(along[-1]) > history.length_m + other.length_m + rules.contact_margin_m:
             return None  # after an impact both stand where they met; anchors that crossed long ago were lanes apart
         return float(times[meeting[0]])
 

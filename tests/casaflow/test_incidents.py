@@ -276,6 +276,15 @@ def vanishing_case(*, speed_mps: float, vanish_y_m: float) -> dict[int, tuple[st
     return {1: ("car", standing), 2: ("car", follower)}
 
 
+def one_truck_two_tracks_case() -> dict[int, tuple[str, Path]]:
+    """The striker of `collision_case` alone, braking dead (a truck at a queue's tail), and a second track on
+    the same truck (its cargo box detected apart) from 8 s on, 1.5 m ahead of the first: they meet from the
+    moment the second is seen, but nobody saw them come together (seed 222 cam07)."""
+    _, follower = collision_case(abrupt=True)[2]
+    twin = [None if p is None or k / FPS < 8.0 else (p[0], p[1] + 1.5) for k, p in enumerate(follower)]
+    return {1: ("truck", follower), 2: ("truck", twin)}
+
+
 def struck_car_hidden_case() -> dict[int, tuple[str, Path]]:
     """The rear-end of `collision_case`, but the standing car is not seen again from the impact on: the
     striker's box, nearer the camera, hides it."""
@@ -356,6 +365,7 @@ NEAR_MISSES = {
     "stopping_at_red": (lambda: {1: ("car", drive(speed_kmh=36, seconds=20, stop_at_s={AT_THE_LINE_M: 100.0}))}, 20,
                         red_after(3.0)),
     "normal_braking_behind_stopped_car": (lambda: collision_case(abrupt=False), 25, None),
+    "one_truck_seen_as_two_tracks": (one_truck_two_tracks_case, 25, None),
     "braking_hard_then_a_car_creeps_up_behind": (
         lambda: {1: ("car", drive(speed_kmh=30, seconds=20, y0_m=5.0, stop_at_s={40.0: 100.0}, decel_mps2=8.0)),
                  2: ("car", [None] * int(5 * FPS) + drive(speed_kmh=7, seconds=15, y0_m=25.0, stop_at_s={35.0: 100.0}))},
