@@ -441,7 +441,7 @@ class ByteTracker:
 
         Returns:
             The rows matched to confirmed tracks, in input order, with `tracker_id` set and `class_id`
-            replaced by the track's majority class.
+            replaced by the track's class (`Track.class_id`).
         """
         ids = self.assign(detections, ts)
         keep = ids >= 0
