@@ -716,11 +716,12 @@ class IncidentDetector:
             return raised
         settled = len(history.t_s) - SMOOTHING_LAG
         for k, line in enumerate(self._stop_lines):
-            front_m = history.stop_offset_m[:, k] + (history.length_m if line.anchor_is_rear else 0.0)
-            past_m = max(self.rules.red_light_past_m, FRONT_UNCERTAINTY * history.length_m if line.anchor_is_rear else 0.0)
-            if settled < 2 or front_m[max(settled - 3, 0) : settled + 2].max() < past_m:
+            front_ahead_m = history.length_m if line.anchor_is_rear else 0.0
+            past_m = max(self.rules.red_light_past_m, FRONT_UNCERTAINTY * front_ahead_m)
+            anchor_m = history.stop_offset_m[:, k : k + 1]
+            if settled < 2 or anchor_m[max(settled - 3, 0) : settled + 2].max() + front_ahead_m < past_m:
                 continue  # the last settled median comes from these points: none is past the line
-            offset = moving_median(front_m[:, None])[:settled, 0]
+            offset = moving_median(anchor_m)[:settled, 0] + front_ahead_m
             if offset[-1] < past_m:
                 continue
             behind = np.flatnonzero(offset < 0)

@@ -199,16 +199,19 @@ def _assert_stopped_vehicles_passed_and_in_no_queue(city):
 
     for incident in (i for i in city.incidents if i.type == "stopped_vehicle"):
         vehicle, k = incident.object_ids[0], int(round(incident.start_s * recording.fps))
-        lane_id, at_m, _ = _on_lanes(recording, k)[vehicle]
-        queue = [v for v, (lane, pos_m, speed) in _on_lanes(recording, k).items()
+        now = _on_lanes(recording, k)
+        lane_id, at_m, _ = now[vehicle]
+        queue = [v for v, (lane, pos_m, speed) in now.items()
                  if lane == lane_id and 0 < pos_m - length_m[v] - at_m <= QUEUE_GAP_M and speed < MOVING_MPS]
         assert not queue, f"{vehicle} stands in a queue behind {queue} at {incident.start_s} s"
         passed = False
-        while not passed and k > 0 and abs(_on_lanes(recording, k - 1).get(vehicle, (None, np.inf))[1] - at_m) < 0.01:
-            before, now = _on_lanes(recording, k - 1), _on_lanes(recording, k)
+        while not passed and k > 0:
+            before = _on_lanes(recording, k - 1)
+            if abs(before.get(vehicle, (None, np.inf))[1] - at_m) >= 0.01:
+                break  # it was not standing there yet
             passed = any(v in before and edge(lane) == edge(lane_id) == edge(before[v][0]) and before[v][1] < at_m <= pos_m
                          and speed >= PASSING_MPS for v, (lane, pos_m, speed) in now.items())
-            k -= 1
+            now, k = before, k - 1
         assert passed, f"nothing drove past {vehicle} before {incident.start_s} s"
 
 
