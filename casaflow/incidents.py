@@ -33,8 +33,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
-  space-mean speed, so far; on a signalised approach only once the estimate spans a green phase: every red
-  stands the queue still) and confirmed or ended by the closed windows; ends at the first closed window at
+  space-mean speed, so far, once it holds `congestion_min_vehicle_s`: two cars standing for a moment at a
+  red out of sight read near zero; on a signalised approach only once the estimate spans a green phase:
+  every red stands the queue still) and confirmed or ended by the closed windows; ends at the first closed window at
   or above `congestion_end_ratio` (hysteresis, so a segment hovering at the threshold raises one incident,
   not one per window); starts at the first window's start.
 """

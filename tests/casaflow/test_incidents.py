@@ -8,7 +8,7 @@ that ran the red and is held up in the junction with its rear short of the line 
 stay quiet: a queue at a red light, limit + 5 km/h, a pedestrian on the sidewalk, right-way traffic, a car
 standing too near the end of the view to see the road ahead, braking hard from a speed for a red, a short stop in a no-stopping zone, a jam through it, normal braking
 behind a stopped car, a car creeping up behind one that braked hard seconds before, crossing on green,
-free-flowing traffic. signal_state reads the lit lamp of a synthetic head; ids are deterministic across
+free-flowing traffic, two cars of a red queue's tail standing for a moment. signal_state reads the lit lamp of a synthetic head; ids are deterministic across
 reruns; thresholds are validated and overridable per camera.
 """
 
@@ -427,6 +427,32 @@ def test_congestion_raised_early_and_ended():
     assert first.start_ts == START
     assert seconds_after_start(first.detected_ts) <= 30.0
     assert len({i.incident_id for i in congestion}) == 1
+
+
+def red_queue_tail_case(*, standing_s: float = 15.0, seconds: float = 62.0) -> dict[int, tuple[str, Path]]:
+    """Two cars stand at the head of the view for `standing_s` (a red queue's tail, its signal out of
+    sight), then drive off with the traffic behind them: the window's speed stays above the jam classes."""
+    objects: dict[int, tuple[str, Path]] = {}
+    cruise_mps, accel_mps2 = 40 / 3.6, 2.0
+    for i, y0_m in enumerate((45.0, 38.0)):
+        path: Path = []
+        for k in range(int(seconds * FPS)):
+            moving_s = max(k / FPS - standing_s - i, 0.0)
+            accel_s = min(moving_s, cruise_mps / accel_mps2)
+            path.append((LEFT_X_M, y0_m + accel_mps2 * accel_s**2 / 2 + cruise_mps * (moving_s - accel_s)))
+        objects[i + 1] = ("car", path)
+    for x_m, first_s in ((LEFT_X_M, standing_s + 3.0), (RIGHT_X_M, standing_s)):
+        for j, start_s in enumerate(np.arange(first_s, seconds, 3.0)):
+            objects[100 * (2 + (x_m == RIGHT_X_M)) + j] = (
+                "car", constant(x_m=x_m, y0_m=0.0, vy_mps=cruise_mps, seconds=seconds, start_s=start_s))
+    return objects
+
+
+def test_a_red_queues_tail_standing_for_a_moment_is_no_congestion():
+    """Two standing cars give the open window a speed ratio near zero within seconds; too few
+    vehicle-seconds to stand for the window (tuning seeds: most early congestion false alarms)."""
+    assert not raised(run(red_queue_tail_case(), seconds=62, cam=camera(stop_line=False, no_stopping=False)),
+                      "congestion")
 
 
 def closed_window(cam: Camera, end_s: float, speed_ratio: float | None) -> SegmentWindow:
