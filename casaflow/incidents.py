@@ -26,8 +26,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood, the two seen
   apart first (one truck can have two boxes): the impact is what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
-  `collision_decel_mps2` needed) when it vanished there: one box covers both after the impact (not
-  inferred for two-wheelers, which filter past standing traffic and vanish behind it);
+  `collision_decel_mps2` needed) and without braking when it vanished there: one box covers both after the
+  impact (not inferred for two-wheelers, which filter past standing traffic and vanish behind it);
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist); starts
   when it stepped in;
@@ -105,6 +105,9 @@ SPEEDING_LOST_S = 0.5
 """A vehicle unseen this long inside a zone has ended its passage as far as the camera can measure it."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
+BRAKING_SPEED_RATIO = 0.8
+"""A vehicle whose speed over its last second fell below this fraction of the two seconds before was
+braking for what stood ahead: hidden just behind it, it stopped there far more often than it hit it."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
 FRONT_UNCERTAINTY = 0.3
@@ -943,8 +946,9 @@ class IncidentDetector:
     def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
                             stop_xy: np.ndarray) -> list[Incident]:
         """A standing vehicle that a vehicle behind it in its lane was about to hit, too fast to stop (it would
-        have needed more than `collision_decel_mps2`), and that vanished there: after the impact one box
-        covers both, so the striker's track ends where it met the standing one."""
+        have needed more than `collision_decel_mps2`, and was not braking: `BRAKING_SPEED_RATIO`), and that
+        vanished there: after the impact one box covers both, so the striker's track ends where it met the
+        standing one."""
         rules = self.rules
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))
@@ -965,6 +969,9 @@ class IncidentDetector:
             if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < rules.collision_min_speed_mps:
                 continue
             if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
+                continue
+            before = (other.t_s >= last_s - 3.0) & (other.t_s < last_s - 1.0)
+            if speed_mps < BRAKING_SPEED_RATIO * fitted_speed_mps(other.t_s[before], other.smooth_xy_m[before] @ direction):
                 continue
             impact_s = last_s + max(gap_m, 0.0) / speed_mps
             return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)

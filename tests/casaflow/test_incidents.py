@@ -6,10 +6,12 @@ fires once, with a start close to the true start and within the time-to-detect g
 red_light, wrong_way and speeding); a car driving away is judged at the stop line by its front, so one
 that ran the red and is held up in the junction with its rear short of the line is raised. Near misses
 stay quiet: a queue at a red light, limit + 5 km/h, a pedestrian on the sidewalk, right-way traffic, a car
-standing too near the end of the view to see the road ahead, braking hard from a speed for a red, a short stop in a no-stopping zone, a jam through it, normal braking
-behind a stopped car, a car creeping up behind one that braked hard seconds before, crossing on green,
-free-flowing traffic, two cars of a red queue's tail standing for a moment. signal_state reads the lit lamp of a synthetic head; ids are deterministic across
-reruns; thresholds are validated and overridable per camera.
+standing too near the end of the view to see the road ahead, braking hard from a speed for a red, a short
+stop in a no-stopping zone, a jam through it, normal braking behind a stopped car, a car creeping up
+behind one that braked hard seconds before, a car braking for a standing one and hidden just behind it,
+crossing on green, free-flowing traffic, two cars of a red queue's tail standing for a moment. A stopped
+car found again under a new track id stays one incident. signal_state reads the lit lamp of a synthetic
+head; ids are deterministic across reruns; thresholds are validated and overridable per camera.
 """
 
 from collections.abc import Callable
@@ -276,6 +278,20 @@ def vanishing_case(*, speed_mps: float, vanish_y_m: float) -> dict[int, tuple[st
     return {1: ("car", standing), 2: ("car", follower)}
 
 
+def braking_vanishing_case(*, end_speed_mps: float = 5.0, decel_mps2: float = 4.0, braking_s: float = 1.5,
+                           vanish_y_m: float = 34.0) -> dict[int, tuple[str, Path]]:
+    """`vanishing_case`'s follower, braking at `decel_mps2` for its last `braking_s` and hidden at
+    `end_speed_mps` just behind the standing car: a driver stopping for it (seed 223 cam01)."""
+    vanish_k = int(8 * FPS)
+    follower: Path = []
+    for k in range(int(10 * FPS)):
+        before_s = (vanish_k - k) / FPS
+        braked_s = min(before_s, braking_s)
+        back_m = end_speed_mps * before_s + decel_mps2 * (braked_s**2 / 2 + braking_s * (before_s - braked_s))
+        follower.append((LEFT_X_M, vanish_y_m - back_m) if k < vanish_k else None)
+    return {1: ("car", [(LEFT_X_M, 40.0)] * int(10 * FPS)), 2: ("car", follower)}
+
+
 def one_truck_two_tracks_case() -> dict[int, tuple[str, Path]]:
     """The striker of `collision_case` alone, braking dead (a truck at a queue's tail), and a second track on
     the same truck (its cargo box detected apart) from 8 s on, 1.5 m ahead of the first: they meet from the
@@ -381,6 +397,7 @@ NEAR_MISSES = {
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=40.0, vy_mps=-1.0, seconds=25))}, 25, None),
     "slow_car_hidden_behind_a_standing_one": (lambda: vanishing_case(speed_mps=3.0, vanish_y_m=34.0), 10, None),
     "fast_car_lost_far_behind_a_standing_one": (lambda: vanishing_case(speed_mps=10.0, vanish_y_m=22.0), 10, None),
+    "braking_car_hidden_just_behind_a_standing_one": (braking_vanishing_case, 10, None),
     "cyclist_read_as_pedestrian": (lambda: pedestrian_case(x0_m=LEFT_X_M, vx_mps=0.0, vy_mps=6.0), 6, None),
     "cyclist_slowing_for_a_moment_read_as_pedestrian": (
         lambda: {1: ("pedestrian", [(LEFT_X_M, 10.0 + 6.0 * k / FPS) for k in range(int(4 * FPS))]
