@@ -513,7 +513,7 @@ class IncidentDetector:
         raised += self._lost_in_zone_speeding(current, now_s, frame_ts)
         raised += self._congestion_rules(now_s, frame_ts, windows, open_windows)
         self._last_update_s = now_s
-        ended = self._end_stationary(now_s)
+        ended = self._end_stationary(current, now_s)
         self._forget(now_s)
         return raised + ended
 
@@ -1095,15 +1095,30 @@ class IncidentDetector:
         self._congestion[s] = incident
         return incident
 
-    def _end_stationary(self, now_s: float) -> list[Incident]:
+    def _end_stationary(self, current: list[_History], now_s: float) -> list[Incident]:
+        """Ends the open incidents whose vehicle left its spot or has been out of sight too long. One whose
+        track is gone from the spot while another track stands on it passes to that track: the same vehicle
+        under a new id (seed 207: a queued car's track swapped onto the stopped one as it drew alongside;
+        re-found after an occlusion longer than the tracker waits), not a second incident."""
+        rules = self.rules
         ended = []
         for key, open_ in list(self._open.items()):
             history = self._histories.get(open_.track_id)
+            seen_now = history is not None and history.last_seen_s == now_s
+            if seen_now and np.linalg.norm(history.xy_m[-1] - open_.stop_xy_m) <= 2 * rules.still_radius_m:
+                continue
+            heir = next((h for h in current if h is not history and h.is_vehicle
+                         and np.linalg.norm(h.xy_m[-1] - open_.stop_xy_m) <= rules.still_radius_m), None)
+            if heir is not None:
+                del self._open[key]
+                self._open[(key[0], heir.track_id)] = replace(open_, track_id=heir.track_id)
+                self._raised.add((key[0], heir.track_id))
+                continue
             if history is None:
                 end_s = now_s
-            elif now_s - history.last_seen_s > self.rules.forget_s / 2:
+            elif now_s - history.last_seen_s > rules.forget_s / 2:
                 end_s = history.last_seen_s
-            elif np.linalg.norm(history.xy_m[-1] - open_.stop_xy_m) > 2 * self.rules.still_radius_m:
+            elif seen_now:
                 end_s = now_s
             else:
                 continue

@@ -609,6 +609,16 @@ def test_stopped_vehicle_ends_when_it_moves_off():
     assert 22.0 <= seconds_after_start(end.end_ts) <= 26.0
 
 
+def test_a_stopped_vehicle_found_again_under_a_new_track_is_the_same_incident():
+    """Hidden for 8 s (longer than the tracker keeps a lost track), the stopped car is found again where it
+    stood: one incident, carried on by the new track, not a second one."""
+    broken = drive(speed_kmh=36, seconds=50, stop_at_s={30.0: 100.0})
+    hidden: Path = [None if 15.0 <= k / FPS < 23.0 else p for k, p in enumerate(broken)]
+    incidents = run({1: ("car", hidden), **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=50)}, seconds=50)
+    assert len(raised(incidents, "stopped_vehicle")) == 1
+    assert [i for i in incidents if i.end_ts is not None] == []
+
+
 def test_a_track_never_seen_clearly_raises_nothing():
     speeder = {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=65 / 3.6, seconds=6))}
     assert [i.type for i in run(speeder, seconds=6, confidence=0.65)] == ["speeding"]
