@@ -35,9 +35,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
   space-mean speed, so far, once it holds `congestion_min_vehicle_s`: two cars standing for a moment at a
   red out of sight read near zero; on a signalised approach only once the estimate spans a green phase:
-  every red stands the queue still) and confirmed or ended by the closed windows; ends at the first closed window at
-  or above `congestion_end_ratio` (hysteresis, so a segment hovering at the threshold raises one incident,
-  not one per window); starts at the first window's start.
+  every red stands the queue still) and confirmed or ended by the closed windows; ends at the first closed
+  window at or above `congestion_end_ratio` (hysteresis, so a segment hovering at the threshold raises one
+  incident, not one per window); starts at the first window's start.
 """
 
 from __future__ import annotations
@@ -1097,7 +1097,7 @@ class IncidentDetector:
 
     def _end_stationary(self, current: list[_History], now_s: float) -> list[Incident]:
         """Ends the open incidents whose vehicle left its spot or has been out of sight too long. One whose
-        track is gone from the spot while another track stands on it passes to that track: the same vehicle
+        track is gone from the spot while another vehicle's track is on it passes to that track: the same vehicle
         under a new id (seed 207: a queued car's track swapped onto the stopped one as it drew alongside;
         re-found after an occlusion longer than the tracker waits), not a second incident."""
         rules = self.rules
