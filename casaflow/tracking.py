@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -34,6 +34,8 @@ TrackState = Literal["tentative", "tracked", "lost"]
 CLASS_VOTE_MIN_HEIGHT_PX = 12.0
 """A box shorter than this carries a guess at its class (the detector's accuracy is measured from 12 px up):
 a far motorcycle read as a pedestrian for seconds must not outvote its class once it is near."""
+RECENT_CLASSES = 32
+"""Matched boxes whose class a track remembers in order (`Track.class_share`): a second at 30 fps."""
 
 
 def iou_matrix(xyxy_a: np.ndarray, xyxy_b: np.ndarray, *, buffer_ratio: float = 0.0) -> np.ndarray:
@@ -274,6 +276,7 @@ class Track:
         peak_confidence: Highest confidence of its matched detections (how sure anyone can be it exists).
         class_votes: (2, classes) matched detections per class: row 0 of every box, row 1 of boxes at least
             `CLASS_VOTE_MIN_HEIGHT_PX` tall.
+        recent_classes: `(time_s, class_id)` of the last `RECENT_CLASSES` matched detections.
         ground_trajectory: Bounded deque of `(ts, x_m, y_m)`: the box's ground anchor (`GroundAnchors`,
             the camera's homography), one point per matched frame whose box the picture's edge does not
             cut, covering at most `trajectory_s` seconds.
@@ -296,6 +299,7 @@ class Track:
         self.peak_confidence = confidence
         self.class_votes = np.zeros((2, len(CLASS_NAMES)), np.int64)
         self.class_votes[:, class_id] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
+        self.recent_classes: deque[tuple[float, int]] = deque([(time_s, class_id)], maxlen=RECENT_CLASSES)
         self.ground_trajectory: deque[tuple[datetime, float, float]] = deque(maxlen=max_points)
 
     @property
@@ -309,6 +313,12 @@ class Track:
         in all its boxes while none is (ties to the lower class id)."""
         votes = self.class_votes[1] if self.class_votes[1].any() else self.class_votes[0]
         return int(np.argmax(votes))
+
+    def class_share(self, class_ids: Collection[int], *, window_s: float) -> float:
+        """Fraction of the detections matched over the last `window_s` seconds (up to its last match) that
+        were of one of `class_ids`: what the track follows now, where its votes remember what it followed."""
+        recent = [c in class_ids for t, c in self.recent_classes if t >= self.last_time_s - window_s]
+        return sum(recent) / len(recent)
 
     @property
     def xyxy(self) -> np.ndarray:
@@ -565,6 +575,7 @@ class ByteTracker:
             track.peak_confidence = max(track.peak_confidence, track.confidence)
             height_px = detections.xyxy[row, 3] - detections.xyxy[row, 1]
             track.class_votes[:, detections.class_id[row]] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
+            track.recent_classes.append((time_s, int(detections.class_id[row])))
             if track.state == "lost" or track.hits >= self.minimum_consecutive_frames:
                 track.state = "tracked"
         self._extend_trajectories(tracks, mean, ts)

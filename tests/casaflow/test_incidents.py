@@ -147,7 +147,8 @@ def stream(*, x_m: float, speed_kmh: float, every_s: float, seconds: float, y0_m
 def run(objects: dict[int, tuple[str, Path]], *, seconds: float, feed: Callable | None = None,
         yuv: Callable[[float], np.ndarray] | None = None, rules: IncidentRules | None = None,
         cam: Camera | None = None, confidence: float = 0.9) -> list[Incident]:
-    """objects: id -> (class, per-frame ground position or None). Returns every incident the detector emits."""
+    """objects: id -> (class, or one per frame; per-frame ground position or None). Returns every incident
+    the detector emits."""
     cam = cam or camera()
     tracker = ByteTracker(cam.id, frame_rate=FPS, ground_anchors=GroundAnchors.for_camera(cam))
     meter = SegmentMeter(cam, window_s=60)
@@ -155,7 +156,8 @@ def run(objects: dict[int, tuple[str, Path]], *, seconds: float, feed: Callable 
     out: list[Incident] = []
     for k in range(int(seconds * FPS)):
         ts = START + timedelta(seconds=k / FPS)
-        rows = [(cls, path[k]) for cls, path in objects.values() if k < len(path) and path[k] is not None]
+        rows = [(cls if isinstance(cls, str) else cls[k], path[k])
+                for cls, path in objects.values() if k < len(path) and path[k] is not None]
         rows = [(cls, p) for cls, p in rows if p[1] > 3.0]
         detections = Detections(
             xyxy=np.array([box_at(*p, cls) for cls, p in rows], np.float32).reshape(-1, 4),
@@ -314,6 +316,16 @@ def pedestrian_case(*, x0_m: float, vx_mps: float, vy_mps: float):
     return {1: ("pedestrian", constant(x_m=x0_m, y0_m=30.0, vx_mps=vx_mps, vy_mps=vy_mps, seconds=12))}
 
 
+def pedestrian_track_on_a_car_case() -> dict[int, tuple[list[str], Path]]:
+    """A track that followed a pedestrian along the sidewalk for 15 s, then a car easing out of a parking
+    spot into the lane (an identity switch: seeds 222 cam01, 223 cam03): its votes still say pedestrian."""
+    n = int(25 * FPS)
+    classes = ["pedestrian" if k < 15 * FPS else "car" for k in range(n)]
+    path: Path = [(9.5, 20.0 + 0.5 * k / FPS) if k < 15 * FPS else (max(9.5 - (k / FPS - 15.0), RIGHT_X_M), 27.5)
+                  for k in range(n)]
+    return {1: (classes, path)}
+
+
 CASES = {
     "stopped_vehicle": (stopped_vehicle_case, 40, None, "stopped_vehicle", 25.0 / 10.0 + 0.5, 10.0),
     "illegal_stopping": (lambda: illegal_stopping_case(40.0), 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
@@ -342,6 +354,10 @@ CASES = {
                                             "collision", 2.5 + 1.2 / 10.0, 10.0),
     "pedestrian_crossing_midblock": (
         lambda: pedestrian_case(x0_m=10.0, vx_mps=-1.4, vy_mps=0.0), 12, None, "pedestrian_on_road", 2.0 / 1.4, 10.0),
+    "pedestrian_read_as_a_motorcycle_in_the_lanes": (
+        lambda: {1: (["pedestrian" if k < 1.6 * FPS else "motorcycle" for k in range(int(12 * FPS))],
+                     pedestrian_case(x0_m=10.0, vx_mps=-1.4, vy_mps=0.0)[1][1])},
+        12, None, "pedestrian_on_road", 2.0 / 1.4, 10.0),
 }
 
 
@@ -403,6 +419,7 @@ NEAR_MISSES = {
         lambda: {1: ("pedestrian", [(LEFT_X_M, 10.0 + 6.0 * k / FPS) for k in range(int(4 * FPS))]
                      + [(LEFT_X_M, 34.0 + 1.2 * k / FPS) for k in range(int(1.5 * FPS))])}, 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
+    "pedestrian_track_switched_onto_a_car": (pedestrian_track_on_a_car_case, 25, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
 

@@ -189,6 +189,18 @@ def test_a_far_road_users_class_gives_way_to_what_it_is_seen_as_near():
     assert tracker.tracks[0].class_id == CLASS_IDS["motorcycle"]
 
 
+def test_class_share_tells_what_a_track_follows_now():
+    """Votes remember a long past; the share over the last second says what the boxes are now."""
+    tracker = ByteTracker("cam01", frame_rate=5)
+    for k in range(30):
+        name = "pedestrian" if k < 25 else "car"
+        tracker.update(detections([[300, 100, 330, 160]], class_id=CLASS_IDS[name]), START + timedelta(seconds=k / 5))
+    (track,) = tracker.tracks
+    assert track.class_id == CLASS_IDS["pedestrian"]
+    assert track.class_share({CLASS_IDS["car"]}, window_s=1.0) == pytest.approx(5 / 6)
+    assert track.class_share({CLASS_IDS["pedestrian"], CLASS_IDS["bus"]}, window_s=0.5) == 0.0
+
+
 def test_ground_trajectory_gives_the_speed_through_the_homography():
     camera = PinholeCamera(x_m=0.0, y_m=0.0, height_m=10.0, yaw_deg=0.0, pitch_deg=15.0, focal_px=800.0,
                            width_px=1280, height_px=720)
