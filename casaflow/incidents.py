@@ -35,8 +35,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
   space-mean speed, so far, once it holds `congestion_min_vehicle_s`: two cars standing for a moment at a
-  red out of sight read near zero; on a signalised approach only once the estimate spans a green phase:
-  every red stands the queue still) and confirmed or ended by the closed windows; ends at the first closed
+  red out of sight read near zero; on a signalised approach only once the estimate spans a green phase,
+  as every red stands the queue still: `queue_discharge_s` into it, or sooner where the traffic stood on
+  through it, `_stuck_on_green`) and confirmed or ended by the closed windows; ends at the first closed
   window at or above `congestion_end_ratio` (hysteresis, so a segment hovering at the threshold raises one
   incident, not one per window); starts at the first window's start.
 """
@@ -116,6 +117,12 @@ BRAKING_SPEED_RATIO = 0.8
 braking for what stood ahead: hidden just behind it, it stopped there far more often than it hit it."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
+GREEN_REACTION_S = 3.0
+"""A queue's head moves off within this long of its green; from then on, standing traffic stands for a jam."""
+GREEN_STUCK_S = 3.0
+"""How long after `GREEN_REACTION_S` the traffic must have stood (or crept) on green to be a jam."""
+GREEN_STUCK_VEHICLE_S = 20.0
+"""Vehicle-seconds that estimate needs."""
 FRONT_UNCERTAINTY = 0.3
 """A front placed a typical length ahead of the rear is off by up to this fraction of the length (buses run
 10-18 m): the front must be this far past a stop line, or `red_light_past_m` if more, to have crossed it."""
@@ -457,6 +464,8 @@ class IncidentDetector:
         self._no_stopping = list(camera.no_stopping_zones)
         self._no_stopping_xy = [apply_homography(homography, np.asarray(z.zone, np.float64)) for z in self._no_stopping]
         self._stop_lines = [self._stop_line_geometry(line) for line in camera.stop_lines]
+        self._window_traces: dict[int, list[tuple[float, float, float]]] = {line.segment_index: [] for line in self._stop_lines}
+        """Signalised segments' open window so far, frame by frame: `(t_s, vehicle_s, speed_ratio * vehicle_s)`."""
         self._histories: dict[int, _History] = {}
         self._raised: set[tuple[str, int]] = set()
         self._open: dict[tuple[str, int], _Open] = {}
@@ -1063,14 +1072,21 @@ class IncidentDetector:
         out: list[Incident] = []
         for s, segment_id in enumerate(self._segment_ids):
             window = open_windows.get(segment_id)
-            if s in self._congestion or window is None or window.speed_ratio is None:
+            if window is None or window.speed_ratio is None:
                 continue
             window_start_s = window.window_end.timestamp() - rules.window_s
+            trace = self._window_traces.get(s)
+            if trace is not None:
+                if trace and trace[0][0] < window_start_s:
+                    trace.clear()
+                trace.append((now_s, window.vehicle_s, window.speed_ratio * window.vehicle_s))
+            if s in self._congestion:
+                continue
             if (
                 now_s - window_start_s >= rules.congestion_early_s
                 and window.vehicle_s >= max(rules.congestion_min_vehicle_s, 1e-9)
                 and window.speed_ratio < rules.congestion_ratio
-                and self._discharged_since(s, window_start_s, now_s)
+                and (self._discharged_since(s, window_start_s, now_s) or self._stuck_on_green(s, window_start_s, now_s))
             ):
                 out.append(self._raise_congestion(s, window_start_s, frame_ts))
         by_id = {segment_id: s for s, segment_id in enumerate(self._segment_ids)}
@@ -1097,6 +1113,23 @@ class IncidentDetector:
         if not readings:
             return True
         return any(state == "g" and t <= now_s - self.rules.queue_discharge_s for t, state in readings)
+
+    def _stuck_on_green(self, s: int, start_s: float, now_s: float) -> bool:
+        """Whether segment s's traffic stood through the window's first green: the space-mean speed since
+        `GREEN_REACTION_S` after it, over `GREEN_STUCK_S` and `GREEN_STUCK_VEHICLE_S` at least, is in the jam
+        classes. A queue that discharges is moving by then, so a jam need not wait `queue_discharge_s`."""
+        greens = [t for line in self._stop_lines if line.segment_index == s
+                  for t, state in line.states if start_s <= t <= now_s and state == "g"]
+        if not greens:
+            return False
+        from_s = min(greens) + GREEN_REACTION_S
+        trace = self._window_traces[s]
+        before = [point for point in trace if point[0] <= from_s]
+        if not before or now_s < from_s + GREEN_STUCK_S:
+            return False
+        (_, vehicle_s0, ratio_s0), (_, vehicle_s1, ratio_s1) = before[-1], trace[-1]
+        return (vehicle_s1 - vehicle_s0 >= GREEN_STUCK_VEHICLE_S
+                and (ratio_s1 - ratio_s0) / (vehicle_s1 - vehicle_s0) < self.rules.congestion_ratio)
 
     def _raise_congestion(self, s: int, start_s: float, frame_ts: datetime) -> Incident:
         centre = self._segment_zone_xy[s].mean(axis=0)

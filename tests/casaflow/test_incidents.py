@@ -489,6 +489,14 @@ def test_a_red_queues_tail_standing_for_a_moment_is_no_congestion():
                       "congestion")
 
 
+def test_a_queue_standing_through_its_green_is_congestion_without_waiting_for_the_discharge():
+    """`queue_at_red_case`, its signal green from 20 s on and nobody moving: a jam, raised within 10 s of
+    the green rather than `queue_discharge_s` (15 s) after it."""
+    incidents = run(queue_at_red_case(), seconds=40, feed=lambda line_id, ts: "g" if seconds_after_start(ts) >= 20 else "r")
+    (congestion,) = raised(incidents, "congestion")
+    assert 20.0 < seconds_after_start(congestion.detected_ts) <= 30.0
+
+
 def closed_window(cam: Camera, end_s: float, speed_ratio: float | None) -> SegmentWindow:
     segment = cam.segments[0]
     speed_kmh = None if speed_ratio is None else speed_ratio * segment.speed_limit_kmh
