@@ -30,8 +30,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   impact (not inferred for two-wheelers, which filter past standing traffic and vanish behind it);
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
-  detected as a car lately (`CARS_SEEN_S`: a track switched onto a car keeps its votes); starts when it
-  stepped in;
+  detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts
+  when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
   space-mean speed, so far, once it holds `congestion_min_vehicle_s`: two cars standing for a moment at a
@@ -100,11 +100,12 @@ ARRIVAL_S = 1.0
 """A striker's arrival speed is fitted over this long before it stood."""
 STOP_SPOT_M = 1.0
 """Where a vehicle stands is known to about this: a shorter distance to go is taken as this."""
-CARS_SEEN_S = 1.0
+FOUR_WHEELERS_SEEN_S = 1.0
 """A 'pedestrian' whose boxes over this long were mostly cars, buses or trucks follows one: a track that
 switched from a pedestrian onto a car keeps its votes for many seconds (seeds 222 cam01, 223 cam03). Boxes
 of two-wheelers do not count against it: a jaywalker seen side-on is read as a motorcycle (seed 224)."""
-CARS = frozenset({CLASS_IDS["car"], CLASS_IDS["bus"], CLASS_IDS["truck"]})
+FOUR_WHEELERS = frozenset({CLASS_IDS["car"], CLASS_IDS["bus"], CLASS_IDS["truck"]})
+"""Classes the detector does not mistake a pedestrian for (it does a motorcycle, for one seen side-on)."""
 PEDESTRIAN_PACE_S = 3.0
 """A 'pedestrian' is also judged by its net speed over this long: a far cyclist's box jitters and slows
 for a second now and then, while its class flickers to pedestrian."""
@@ -394,8 +395,9 @@ class _History:
     stop_lateral: np.ndarray
     """(n, stop lines) position along each stop line, 0..1 between its ends."""
     last_seen_s: float = 0.0
-    car_share: float = 0.0
-    """Share of its boxes over the last `CARS_SEEN_S` detected as cars, buses or trucks (`Track.class_share`)."""
+    four_wheeler_share: float = 0.0
+    """Share of its boxes over the last `FOUR_WHEELERS_SEEN_S` detected as cars, buses or trucks
+    (`Track.class_share`)."""
     _smooth_xy_m: np.ndarray | None = None
 
     @property
@@ -582,7 +584,7 @@ class IncidentDetector:
                 history = self._empty_history(track.track_id)
                 self._histories[track.track_id] = history
             history.class_id = track.class_id
-            history.car_share = track.class_share(CARS, window_s=CARS_SEEN_S)
+            history.four_wheeler_share = track.class_share(FOUR_WHEELERS, window_s=FOUR_WHEELERS_SEEN_S)
             history.last_seen_s = now_s
             if fresh:
                 self._append(history, np.asarray(fresh[::-1], np.float64), now_s)
@@ -1043,7 +1045,7 @@ class IncidentDetector:
     def _pedestrian_rule(self, history: _History, now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules
         depth_now = history.segment_depth_m[-1]
-        if now_s - history.t_s[-1] > MAX_GAP_S or history.car_share > 0.5:
+        if now_s - history.t_s[-1] > MAX_GAP_S or history.four_wheeler_share > 0.5:
             return []
         pace_mps = max(
             path_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - 1.0, end_s=now_s),
