@@ -584,7 +584,8 @@ class IncidentDetector:
                 history = self._empty_history(track.track_id)
                 self._histories[track.track_id] = history
             history.class_id = track.class_id
-            history.four_wheeler_share = track.class_share(FOUR_WHEELERS, window_s=FOUR_WHEELERS_SEEN_S)
+            if not history.is_vehicle:
+                history.four_wheeler_share = track.class_share(FOUR_WHEELERS, window_s=FOUR_WHEELERS_SEEN_S)
             history.last_seen_s = now_s
             if fresh:
                 self._append(history, np.asarray(fresh[::-1], np.float64), now_s)
@@ -1110,18 +1111,21 @@ class IncidentDetector:
         """Whether segment s's queues have had a green phase to discharge since start_s: a red phase stands
         every signalised approach still, so a running estimate there means a jam only once a green (and
         `queue_discharge_s` after it) is inside it. True for a segment without a readable signal."""
-        readings = [(t, state) for line in self._stop_lines if line.segment_index == s
-                    for t, state in line.states if start_s <= t <= now_s and state is not None]
+        readings = self._signal_readings(s, start_s, now_s)
         if not readings:
             return True
         return any(state == "g" and t <= now_s - self.rules.queue_discharge_s for t, state in readings)
+
+    def _signal_readings(self, s: int, start_s: float, now_s: float) -> list[tuple[float, str]]:
+        """`(t_s, state)` read in [start_s, now_s] from the signals of segment s's stop lines."""
+        return [(t, state) for line in self._stop_lines if line.segment_index == s
+                for t, state in line.states if start_s <= t <= now_s and state is not None]
 
     def _stuck_on_green(self, s: int, start_s: float, now_s: float) -> bool:
         """Whether segment s's traffic stood through the window's first green: the space-mean speed since
         `GREEN_REACTION_S` after it, over `GREEN_STUCK_S` and `GREEN_STUCK_VEHICLE_S` at least, is in the jam
         classes. A queue that discharges is moving by then, so a jam need not wait `queue_discharge_s`."""
-        greens = [t for line in self._stop_lines if line.segment_index == s
-                  for t, state in line.states if start_s <= t <= now_s and state == "g"]
+        greens = [t for t, state in self._signal_readings(s, start_s, now_s) if state == "g"]
         if not greens:
             return False
         from_s = min(greens) + GREEN_REACTION_S

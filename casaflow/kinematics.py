@@ -38,10 +38,10 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     step_m = np.linalg.norm(np.diff(xy_m[first:], axis=0), axis=1)
     speed = step_m / dt
     leaps = speed > MAX_PLAUSIBLE_SPEED_MPS
-    for i in range(len(speed)):
-        context = [np.inf if j < 0 else speed[j] for j in range(i - LEAP_CONTEXT_STEPS, i) if j < 0 or not leaps[j]]
-        before_mps = max(context, default=np.inf)
-        leaps[i] |= step_m[i] > before_mps * dt[i] + 0.5 * MAX_ACCELERATION_MPS2 * dt[i] ** 2 + GROUND_JITTER_M
+    for i in range(LEAP_CONTEXT_STEPS, len(speed)):
+        context = speed[i - LEAP_CONTEXT_STEPS : i][~leaps[i - LEAP_CONTEXT_STEPS : i]]
+        if context.size:
+            leaps[i] |= step_m[i] > context.max() * dt[i] + 0.5 * MAX_ACCELERATION_MPS2 * dt[i] ** 2 + GROUND_JITTER_M
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])
     return bool(leaps[t_s[first + 1:] >= since_s].any())

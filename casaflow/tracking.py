@@ -298,8 +298,8 @@ class Track:
         self.confidence = confidence
         self.peak_confidence = confidence
         self.class_votes = np.zeros((2, len(CLASS_NAMES)), np.int64)
-        self.class_votes[:, class_id] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
-        self.recent_classes: deque[tuple[float, int]] = deque([(time_s, class_id)], maxlen=RECENT_CLASSES)
+        self.recent_classes: deque[tuple[float, int]] = deque(maxlen=RECENT_CLASSES)
+        self.vote(class_id, height_px=height_px, time_s=time_s)
         self.ground_trajectory: deque[tuple[datetime, float, float]] = deque(maxlen=max_points)
 
     @property
@@ -313,6 +313,11 @@ class Track:
         in all its boxes while none is (ties to the lower class id)."""
         votes = self.class_votes[1] if self.class_votes[1].any() else self.class_votes[0]
         return int(np.argmax(votes))
+
+    def vote(self, class_id: int, *, height_px: float, time_s: float) -> None:
+        """Counts the class of a box matched to this track, `height_px` tall, at `time_s`."""
+        self.class_votes[:, class_id] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
+        self.recent_classes.append((time_s, class_id))
 
     def class_share(self, class_ids: Collection[int], *, window_s: float) -> float:
         """Fraction of the detections matched over the last `window_s` seconds (up to its last match) that
@@ -573,9 +578,8 @@ class ByteTracker:
             track.last_ts, track.last_time_s = ts, time_s
             track.confidence = float(detections.confidence[row])
             track.peak_confidence = max(track.peak_confidence, track.confidence)
-            height_px = detections.xyxy[row, 3] - detections.xyxy[row, 1]
-            track.class_votes[:, detections.class_id[row]] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
-            track.recent_classes.append((time_s, int(detections.class_id[row])))
+            track.vote(int(detections.class_id[row]), height_px=float(detections.xyxy[row, 3] - detections.xyxy[row, 1]),
+                       time_s=time_s)
             if track.state == "lost" or track.hits >= self.minimum_consecutive_frames:
                 track.state = "tracked"
         self._extend_trajectories(tracks, mean, ts)
