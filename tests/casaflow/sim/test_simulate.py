@@ -167,6 +167,7 @@ def test_demo_stages_every_incident_type_in_view(tmp_path):
     for incident in (i for i in city.incidents if i.type == "red_light"):
         assert at(incident.start_s)[incident.object_ids[0]][2] >= 3.0, "crossed the line, not crept over it"
     _assert_stopped_vehicles_passed_and_in_no_queue(city)
+    _assert_scripted_road_users_keep_clear(city)
 
 
 @pytest.mark.slow
@@ -184,6 +185,29 @@ def _on_lanes(recording, k):
     return {recording.object_ids[o]: (recording.lane_ids[lane], float(pos_m), float(speed_mps))
             for o, lane, pos_m, speed_mps in zip(recording.obj[rows], recording.lane[rows],
                                                 recording.lane_pos_m[rows], recording.speed_mps[rows]) if lane >= 0}
+
+
+def _assert_scripted_road_users_keep_clear(city):
+    """The wrong-way driver meets no vehicle in its lane, the jaywalker none at all, on their whole path."""
+    from casaflow.sim.kinematic import CLEARANCE_M, LATERAL_CLEARANCE_M
+
+    recording = city.recording
+    classes = np.asarray(recording.object_cls)
+    frame = np.repeat(np.arange(recording.n_frames), np.diff(recording.frame_offsets))
+    xy = np.stack([recording.x_m, recording.y_m], axis=1)
+    vehicle = classes[recording.obj] != "pedestrian"
+    for incident in (i for i in city.incidents if i.type in ("wrong_way", "pedestrian_on_road")):
+        o = recording.object_ids.index(incident.object_ids[0])
+        rows = np.flatnonzero(recording.obj == o)
+        path = xy[rows[-1]] - xy[rows[0]]
+        unit = path / np.linalg.norm(path)
+        for row in rows:
+            others = np.flatnonzero((frame == frame[row]) & vehicle & (recording.obj != o))
+            rel = xy[others] - xy[row]
+            lateral = np.abs(rel[:, 0] * unit[1] - rel[:, 1] * unit[0])
+            cls = classes[o]
+            met = (np.linalg.norm(rel, axis=1) < CLEARANCE_M[cls]) & (lateral < LATERAL_CLEARANCE_M[cls])
+            assert not met.any(), f"{incident.object_ids[0]} meets a vehicle at {frame[row] / recording.fps:.1f} s"
 
 
 def _assert_stopped_vehicles_passed_and_in_no_queue(city):
