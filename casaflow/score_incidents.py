@@ -1,7 +1,8 @@
 """Score a replay's incidents against the simulator's truth incidents (`casaflow score`).
 
 A truth incident is matched by a detection of the same type, on the same camera or the same segment (the
-aggregator keeps one incident for an event several cameras saw, attributed to one of them), whose
+aggregator keeps one incident for an event several cameras saw, attributed to one of them; a congestion,
+a segment's state, on the same segment only: the other direction's jam on the same camera is not it), whose
 start_ts..detected_ts overlaps the truth's start_ts..end_ts widened by a tolerance on both sides. Congestion
 truth comes in whole windows, so it gets the window as tolerance. Matching is one-to-one, greedy by
 start-time distance; a detection left unmatched (a duplicate of a matched one included) is a false alarm.
@@ -91,14 +92,12 @@ def match_incidents(
         detected_start_ts=pd.to_datetime(detected.start_ts, utc=True),
         detected_ts=pd.to_datetime(detected.detected_ts, utc=True),
     )
-    candidates = pd.concat(
-        [
-            t[["type", key, "truth", "start_ts", "end_ts"]].merge(
-                d[["type", key, "detected", "detected_start_ts", "detected_ts"]], on=["type", key]
-            )
-            for key in ("camera_id", "segment_id")
-        ]
-    ).drop_duplicates(["truth", "detected"])
+    truth_columns = ["type", "camera_id", "segment_id", "truth", "start_ts", "end_ts"]
+    detected_columns = ["type", "camera_id", "segment_id", "detected", "detected_start_ts", "detected_ts"]
+    same_camera = t[truth_columns].merge(d[detected_columns], on=["type", "camera_id"], suffixes=("", "_detected"))
+    same_camera = same_camera[(same_camera.type != "congestion") | (same_camera.segment_id == same_camera.segment_id_detected)]
+    same_segment = t[truth_columns].merge(d[detected_columns], on=["type", "segment_id"], suffixes=("", "_detected"))
+    candidates = pd.concat([same_camera, same_segment]).drop_duplicates(["truth", "detected"])
     tolerance = pd.to_timedelta(
         np.where(candidates.type == "congestion", congestion_tolerance_s, tolerance_s), unit="s"
     )

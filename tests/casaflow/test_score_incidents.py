@@ -97,6 +97,15 @@ def test_a_neighbouring_camera_on_the_same_segment_matches_and_a_wrong_type_does
     assert scores["wrong_way"].detection_pct is None
 
 
+def test_a_congestion_matches_on_its_own_segment_only():
+    """A stopped vehicle near a zone's edge may be put on the camera's other segment; a jam is one segment's
+    state, and the other direction's on the same camera is another jam."""
+    other_direction = detections(("congestion", "cam02", "cam02.b", 60.0, 70.0))
+    assert match_incidents(TRUTH.iloc[[3]], other_direction).empty
+    next_zone = detections(("stopped_vehicle", "cam01", "cam01.b", 11.0, 18.0))
+    assert len(match_incidents(TRUTH.iloc[[0]], next_zone)) == 1
+
+
 def test_time_tolerance_and_the_congestion_window():
     late = detections(("red_light", "cam02", "cam02.a", 26.0, 27.0))
     assert match_incidents(TRUTH.iloc[[1]], late).empty
