@@ -9,7 +9,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   ahead is judged on the section, not on its first metres; raised as the vehicle leaves the zone (or
   `SPEEDING_LOST_S` after it was lost in it); starts at zone entry;
 - `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone,
-  at `wrong_way_min_speed_mps` or more and without an identity switch; starts at zone entry;
+  at `wrong_way_min_speed_mps` or more, half of it at least in view (not in one leap over a gap in the
+  track) and without an identity switch; starts at zone entry;
 - `red_light`: the vehicle's front (moving median; placed a typical length ahead of the anchor for traffic
   driving away from the camera) crosses a stop line at `red_light_min_speed_mps` or more (net) and goes
   `red_light_past_m` beyond it while the signal, read from its image region or an external feed, is red;
@@ -116,6 +117,11 @@ TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 BRAKING_SPEED_RATIO = 0.8
 """A vehicle whose speed over its last second fell below this fraction of the two seconds before was
 braking for what stood ahead: hidden just behind it, it stopped there far more often than it hit it."""
+WRONG_WAY_SEEN_SHARE = 0.5
+"""At least this share of the wrong-way distance must be seen driven, in steps each shorter than it: a
+track unseen for 3 s behind a standing queue came back 10 m back against it (seed 223 cam03: its box had
+jumped to the car behind), while a wrong-way driver hidden for a second by a passing car was seen driving
+9 m of its 17."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
 GREEN_REACTION_S = 3.0
@@ -729,7 +735,13 @@ class IncidentDetector:
         if not behind.size:
             return False
         since_s = float(deep_t[behind[-1]])
-        if deep_t[-1] - since_s > rules.wrong_way_distance_m / rules.wrong_way_min_speed_mps:
+        longest_s = rules.wrong_way_distance_m / rules.wrong_way_min_speed_mps
+        if deep_t[-1] - since_s > longest_s:
+            return False
+        first = behind[deep_t[behind] >= deep_t[-1] - longest_s][0]
+        back_m = -np.diff(deep_along[first:])
+        seen_m = back_m[back_m <= WRONG_WAY_SEEN_SHARE * rules.wrong_way_distance_m].clip(min=0.0).sum()
+        if seen_m < WRONG_WAY_SEEN_SHARE * rules.wrong_way_distance_m:
             return False
         if too_young_since(history.t_s, since_s):
             return False

@@ -36,7 +36,7 @@ from casaflow.incidents import (
 from casaflow.inventory import Calibration, Camera, NoStoppingZone, Segment, StopLine
 from casaflow.measurement import SegmentMeter, SegmentWindow
 from casaflow.rules import IncidentRules
-from casaflow.tracking import ByteTracker
+from casaflow.tracking import ByteTracker, Track
 
 PINHOLE = PinholeCamera(x_m=0, y_m=0, height_m=8, yaw_deg=0, pitch_deg=18, focal_px=500, width_px=640, height_px=360)
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -340,6 +340,10 @@ CASES = {
     "wrong_way": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=70.0, vy_mps=-30 / 3.6, seconds=10))}, 10, None, "wrong_way",
         10.0 / (30 / 3.6), 3.0),
+    "wrong_way_hidden_for_a_moment": (
+        lambda: {1: ("car", [None if 1.4 <= k / FPS < 2.2 else p
+                             for k, p in enumerate(constant(x_m=LEFT_X_M, y0_m=70.0, vy_mps=-30 / 3.6, seconds=10))])},
+        10, None, "wrong_way", 10.0 / (30 / 3.6), 3.0),
     "red_light": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=10.0, seconds=8))}, 8, always("r"), "red_light",
         5.0, 3.0),
@@ -435,6 +439,37 @@ def unhidden_case() -> dict[int, tuple[str, Path]]:
 
 def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
     assert not raised(run(unhidden_case(), seconds=20), "collision")
+
+
+def run_trajectory(path: Path, *, seconds: float) -> list[Incident]:
+    """Incidents of one confirmed car track whose ground trajectory is `path` (None: no point that frame),
+    fed without a tracker: for trajectories a tracker makes only from real pictures."""
+    cam = camera()
+    detector = IncidentDetector(cam, rules=IncidentRules())
+    track = Track(cam.id, 1, mean=np.zeros(8), covariance=np.eye(8), ts=START, class_id=CLASS_IDS["car"],
+                  height_px=40.0, confidence=0.9, time_s=START.timestamp(), max_points=1000)
+    track.state = "tracked"
+    out: list[Incident] = []
+    for k in range(int(seconds * FPS)):
+        ts = START + timedelta(seconds=k / FPS)
+        if k < len(path) and path[k] is not None:
+            track.ground_trajectory.append((ts, *path[k]))
+        out += detector.update(ts, Detections.empty(), [track])
+    return out
+
+
+@pytest.mark.parametrize("unseen_s, wrong_way", [(2.8, False), (0.0, True)])
+def test_a_track_back_10_m_after_seconds_unseen_is_no_wrong_way(unseen_s, wrong_way):
+    """Seed 223 cam03: a car's track standing at the top of the picture went unseen for 2.8 s, then took the
+    bigger box of the next vehicle coming into view, 10.6 m back against the lane: nobody was seen driving
+    the wrong way. The same 10.6 m driven in view at 3.8 m/s is a wrong-way driver."""
+    standing, back_m = [(LEFT_X_M, 55.0)] * int(5 * FPS), 10.6
+    if unseen_s:
+        moved = [None] * int(unseen_s * FPS) + [(LEFT_X_M, 55.0 - back_m)] * int(3 * FPS)
+    else:
+        steps = int(back_m / 3.8 * FPS)
+        moved = [(LEFT_X_M, 55.0 - back_m * (k + 1) / steps) for k in range(steps)] + [(LEFT_X_M, 55.0 - back_m)] * int(3 * FPS)
+    assert bool(raised(run_trajectory(standing + moved, seconds=12), "wrong_way")) == wrong_way
 
 
 def queue_id_slide_case() -> dict[int, tuple[str, Path]]:
