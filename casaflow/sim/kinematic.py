@@ -1,7 +1,8 @@
 """Road users that SUMO cannot drive: the wrong-way driver and the pedestrian crossing mid-block.
 
 They move on scripted straight paths. So that nobody drives through them, each is placed in the
-first gap of the recorded SUMO traffic, searched from the staged time onwards.
+first gap of the recorded SUMO traffic, searched from the staged time onwards, on its drawn segment or,
+where that one has none, on the candidate segment whose gap comes first.
 """
 
 from collections.abc import Sequence
