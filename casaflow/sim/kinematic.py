@@ -5,7 +5,7 @@ first gap of the recorded SUMO traffic, searched from the staged time onwards, o
 where that one has none, on the candidate segment whose gap comes first.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -50,12 +50,12 @@ def stage_kinematic(
             name = f"{'ww' if spec.type == 'wrong_way' else 'jw'}{len(tracks)}"
             drawn = int(rng.integers(len(pool)))
             start_frame = int((spec.at_s + 60.0 * k) * recording.fps)
-            placements = [
+            placements = (
                 _placement(spec.type, pool[(drawn + i) % len(pool)], net, vehicle_rows, recording, speed=speed,
                            start_frame=start_frame, clearance_m=CLEARANCE_M[cls],
                            lateral_clearance_m=LATERAL_CLEARANCE_M[cls])
                 for i in range(len(pool))
-            ]
+            )
             placed = _first_clear(placements)
             n, first = len(placed.xy), placed.first_frame
             frames = first + np.arange(n)
@@ -100,13 +100,15 @@ def _placement(type_: str, plan: CameraPlan, net, vehicle_rows, recording: Recor
     return _Placement(plan, xy, zone_s, heading, length_m, first, conflicts)
 
 
-def _first_clear(placements: Sequence[_Placement]) -> _Placement:
-    """The first placement if it meets no traffic, else the one that meets none earliest, else the least
-    crowded: a wrong-way driver staged on a segment whose lane stands queued for the whole search would drive
-    through the queue, which nobody does (and which no camera could tell from the queue's own cars)."""
-    if placements[0].conflicts == 0:
-        return placements[0]
-    return min(placements, key=lambda p: (p.conflicts > 0, p.first_frame if p.conflicts == 0 else p.conflicts))
+def _first_clear(placements: Iterator[_Placement]) -> _Placement:
+    """The first placement if it meets no traffic (the others are not computed then), else the one that
+    meets none earliest, else the least crowded: a wrong-way driver staged on a segment whose lane stands
+    queued for the whole search would drive through the queue, which nobody does (and which no camera could
+    tell from the queue's own cars)."""
+    drawn = next(placements)
+    if drawn.conflicts == 0:
+        return drawn
+    return min([drawn, *placements], key=lambda p: (p.conflicts > 0, p.first_frame if p.conflicts == 0 else p.conflicts))
 
 
 def _vehicle_rows(recording: Recording) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +134,7 @@ def _first_gap(xy, vehicle_rows, recording: Recording, *, start_frame: int, clea
     unit = (xy[-1] - xy[0]) / max(float(np.linalg.norm(xy[-1] - xy[0])), 1e-9)
     best, best_conflicts = start_frame, None
     for first in range(start_frame, max(last, start_frame) + 1, step):
-        rows = (frame >= first) & (frame < first + n)
+        rows = slice(*np.searchsorted(frame, [first, first + n]))
         offset = frame[rows] - first
         rel = vehicle_xy[rows] - xy[offset]
         lateral_m = np.abs(rel[:, 0] * unit[1] - rel[:, 1] * unit[0])

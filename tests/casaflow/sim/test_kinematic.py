@@ -44,6 +44,6 @@ def test_a_segment_queued_for_the_whole_search_yields_to_one_with_a_gap():
         return _Placement(None, np.zeros((2, 2)), (0.0, 1.0), 0.0, 1.0, first_frame, conflicts)
 
     drawn_queued, later, earlier = placed(0, 310), placed(900, 0), placed(300, 0)
-    assert _first_clear([drawn_queued, later, earlier]) is earlier
-    assert _first_clear([placed(500, 0), earlier]).first_frame == 500, "the drawn segment keeps a gap it has"
-    assert _first_clear([drawn_queued, placed(0, 12)]).conflicts == 12, "else the least crowded"
+    assert _first_clear(iter([drawn_queued, later, earlier])) is earlier
+    assert _first_clear(iter([placed(500, 0), earlier])).first_frame == 500, "the drawn segment keeps a gap it has"
+    assert _first_clear(iter([drawn_queued, placed(0, 12)])).conflicts == 12, "else the least crowded"
