@@ -26,7 +26,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from casaflow.inventory import Inventory, load_inventory, save_inventory  # noqa: E402
-from casaflow.sim.simulate import SIMULATOR_VERSION  # noqa: E402
 
 
 def decode_ceiling(clip: Path, *, seconds: float = 10.0) -> float:
@@ -97,7 +96,7 @@ def run_step(inventory_path: Path, *, seconds: float, warmup_s: float, options) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--city", type=Path, default=Path.home() / ".cache" / "casaflow" / f"demo-seed1-sim{SIMULATOR_VERSION}")
+    parser.add_argument("--city", type=Path, default=None, help="a simulated city (default: the demo city `casaflow up` cached)")
     parser.add_argument("--cameras", default="8,12,16,24")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--warmup-s", type=float, default=20.0)
@@ -105,6 +104,10 @@ def main() -> int:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--cameras-per-group", type=int, default=8)
     args = parser.parse_args()
+    if args.city is None:  # imported here: the simulator needs SUMO, which a GPU machine given --city lacks
+        from casaflow.sim.simulate import SIMULATOR_VERSION
+
+        args.city = Path.home() / ".cache" / "casaflow" / f"demo-seed1-sim{SIMULATOR_VERSION}"
 
     import ray
 
