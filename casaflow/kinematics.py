@@ -11,7 +11,8 @@ MAX_ACCELERATION_MPS2 = 6.0
 GROUND_JITTER_M = 2.0
 """Noise of a box's ground point on a distant object, metres."""
 LEAP_CONTEXT_STEPS = 3
-"""A step is judged against the fastest of the steps before it (one short step is jitter, not a stop)."""
+"""A step is judged against the track's net velocity over the steps before it: one short step is jitter,
+not a stop, and a standing box jittering back and forth has no speed to allow a long step."""
 REVERSAL_MIN_MPS = 4.0
 """A track moving this fast that steps back against its motion as fast has jumped to another road user: no
 vehicle turns round within a fraction of a second."""
@@ -26,8 +27,8 @@ def too_young_since(t_s: np.ndarray, since_s: float) -> bool:
 
 def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
-    speed over the steps before allows (a standing car cannot be 10 m away 0.8 s later; a step that leapt is
-    no speed of the track's object, so it allows nothing after it), or, with `reversals`, back against its
+    net velocity over the steps before allows (a standing car cannot be 10 m away 0.8 s later; a step that
+    leapt is no motion of the track's object, so it allows nothing after it), or, with `reversals`, back against its
     motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose
     trajectory mixes two objects."""
     keep = t_s >= since_s
@@ -35,13 +36,14 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     if len(t_s) - first < 2:
         return False
     dt = np.maximum(np.diff(t_s[first:]), 1e-6)
-    step_m = np.linalg.norm(np.diff(xy_m[first:], axis=0), axis=1)
-    speed = step_m / dt
-    leaps = speed > MAX_PLAUSIBLE_SPEED_MPS
-    for i in range(LEAP_CONTEXT_STEPS, len(speed)):
-        context = speed[i - LEAP_CONTEXT_STEPS : i][~leaps[i - LEAP_CONTEXT_STEPS : i]]
-        if context.size:
-            leaps[i] |= step_m[i] > context.max() * dt[i] + 0.5 * MAX_ACCELERATION_MPS2 * dt[i] ** 2 + GROUND_JITTER_M
+    step_xy = np.diff(xy_m[first:], axis=0)
+    step_m = np.linalg.norm(step_xy, axis=1)
+    leaps = step_m / dt > MAX_PLAUSIBLE_SPEED_MPS
+    for i in range(LEAP_CONTEXT_STEPS, len(step_m)):
+        moved = ~leaps[i - LEAP_CONTEXT_STEPS : i]
+        if moved.any():
+            speed = np.linalg.norm(step_xy[i - LEAP_CONTEXT_STEPS : i][moved].sum(axis=0)) / dt[i - LEAP_CONTEXT_STEPS : i][moved].sum()
+            leaps[i] |= step_m[i] > speed * dt[i] + 0.5 * MAX_ACCELERATION_MPS2 * dt[i] ** 2 + GROUND_JITTER_M
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])
     return bool(leaps[t_s[first + 1:] >= since_s].any())

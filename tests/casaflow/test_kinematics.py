@@ -32,6 +32,18 @@ def test_a_leap_allows_no_leap_after_it():
     assert not leaps_since(T_S[:6], xy[:6], since_s=T_S[5])
 
 
+def test_a_jittering_standing_box_allows_no_long_step():
+    """Seed 222 cam01 (stage-5 detector): a motorcycle's track switched onto a car standing at a red light,
+    whose box jittered by up to 1.4 m a step, then onto another 3.9 m ahead in 0.4 s, across the stop line:
+    a red-light runner out of a standing start. Judged against its fastest step (7 m/s of jitter) that was
+    motion; the net velocity over the steps says the car stood."""
+    t_s = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.4])
+    along = np.array([-3.6, -3.9, -3.5, -3.6, -2.3, -3.0, 0.9])
+    xy = np.stack([along, np.zeros(7)], axis=1)
+    assert leaps_since(t_s, xy, since_s=t_s[-1])
+    assert not leaps_since(t_s[:-1], xy[:-1], since_s=t_s[0])
+
+
 def test_steady_driving_and_braking_do_not_leap():
     cruise = np.stack([np.arange(8) * 2.8, np.zeros(8)], axis=1)  # 14 m/s
     assert not leaps_since(T_S, cruise, since_s=T_S[0])
