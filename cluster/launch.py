@@ -29,8 +29,10 @@ class LaunchOptions:
     """CPUs reserved per CameraGroup; None shares what the cluster has left after the detector and the
     aggregator among the groups (at most 0.5 each), so that every group gets scheduled."""
     detector_cpus: float = 1.0
+    """CPUs each detector replica reserves (and its torch threads)."""
     detector_gpus: float | None = None
-    """GPUs the detector replica reserves; None: one where it runs on CUDA (see `detector_gpus`)."""
+    """GPUs each detector replica reserves; None: one where it runs on CUDA (see `detector_gpus`)."""
+    detector_replicas: int = 1
     detector: dict = field(default_factory=dict)
     """DetectorOptions (weights_path, device, ...) for the deployment."""
     max_batch_frames: int | None = None
@@ -65,14 +67,20 @@ def detector_options(weights: Path | None, device: str, input_size_wh: tuple[int
 
 
 def detector_gpus(options: LaunchOptions, cluster_gpus: float) -> float:
-    """GPUs for the detector replica: Ray hides every GPU from an actor that reserves none, so a replica
-    asked to run on CUDA (or on `auto` in a cluster with a GPU) must reserve one."""
-    if options.detector_gpus is not None:
-        return options.detector_gpus
+    """GPUs for each detector replica: Ray hides every GPU from an actor that reserves none, so a replica
+    asked to run on CUDA (or on `auto` in a cluster with a GPU) must reserve one, or a share of one. Replicas
+    that need more GPUs than the cluster has would wait for them forever: a clear error instead."""
     device = str(options.detector.get("device", "auto"))
-    if device.startswith("cuda") and cluster_gpus < 1:
+    if device.startswith("cuda") and cluster_gpus <= 0:
         raise ValueError("the detector is asked to run on CUDA but the Ray cluster has no GPU")
-    return 1.0 if device != "cpu" and cluster_gpus >= 1 else 0.0
+    if options.detector_gpus is not None:
+        gpus = options.detector_gpus
+    else:
+        gpus = 1.0 if device != "cpu" and cluster_gpus >= 1 else 0.0
+    if gpus * options.detector_replicas > cluster_gpus:
+        raise ValueError(f"{options.detector_replicas} detector replicas of {gpus:g} GPU need "
+                         f"{gpus * options.detector_replicas:g} GPUs; the Ray cluster has {cluster_gpus:g}")
+    return gpus
 
 
 def connect(address: str | None, *, num_cpus: int | None = None) -> None:
@@ -105,6 +113,7 @@ def launch(
     max_batch_frames = options.max_batch_frames or (256 if gpus else 16)
     serve.start(http_options={"host": options.host, "port": options.port})
     detector = DetectorDeployment.options(
+        num_replicas=options.detector_replicas,
         ray_actor_options={"num_cpus": options.detector_cpus, "num_gpus": gpus},
         user_config={"max_batch_frames": max_batch_frames},
     ).bind({"num_threads": max(1, round(options.detector_cpus)), **options.detector})

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cluster.commands.options import size_wh
+from cluster.commands.options import positive_int, size_wh
 
 
 def register(subparsers) -> None:
@@ -20,17 +20,17 @@ def register(subparsers) -> None:
     train.add_argument("--data", type=Path, nargs="+", required=True, help="training folders (simulator output)")
     train.add_argument("--eval-data", type=Path, nargs="*", default=[], help="held-out folders, evaluated every epoch")
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder")
-    train.add_argument("--epochs", type=_positive_int, default=20)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--epochs", type=positive_int, default=20)
+    train.add_argument("--batch-size", type=positive_int, default=32)
     train.add_argument("--lr", type=_positive_float, default=2e-3, help="AdamW peak learning rate")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--input-size", type=size_wh, default=(384, 224), metavar="WxH", help="network input, multiples of 32")
-    train.add_argument("--frame-step", type=_positive_int, default=5, help="use one frame in N of every clip")
+    train.add_argument("--frame-step", type=positive_int, default=5, help="use one frame in N of every clip")
     train.add_argument("--backbone", choices=("mobilenet_v3_small", "mobilenet_v3_large"), default="mobilenet_v3_small")
-    train.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
-    train.add_argument("--max-steps", type=_positive_int, default=None, help="stop early after N steps (smoke tests)")
+    train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    train.add_argument("--max-steps", type=positive_int, default=None, help="stop early after N steps (smoke tests)")
     train.add_argument("--init-weights", type=Path, default=None, help="fine-tune from these weights instead of a random init")
     train.add_argument("--repeat-threshold", type=_unit_float, default=0.0, help="repeat-factor sampling of frames with rare classes (0: off)")
     train.add_argument("--eval-every", type=int, default=1, metavar="EPOCHS", help="evaluation period; 0: only at the end")
@@ -43,10 +43,10 @@ def register(subparsers) -> None:
     )
     evaluate.add_argument("--data", type=Path, nargs="+", required=True, help="held-out simulator folders")
     evaluate.add_argument("--weights", type=Path, default=None, help="CenterNet weights (default: the packaged ones)")
-    evaluate.add_argument("--frame-step", type=_positive_int, default=25, help="use one frame in N of every clip")
+    evaluate.add_argument("--frame-step", type=positive_int, default=25, help="use one frame in N of every clip")
     evaluate.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="decoded-frame cache folder")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    evaluate.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    evaluate.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     evaluate.set_defaults(func=run_evaluate)
 
     pack = subparsers.add_parser(
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     )
     pack.add_argument("data", type=Path, help="simulator folder")
     pack.add_argument("--out", type=Path, required=True, help="packed folder")
-    pack.add_argument("--frame-step", type=_positive_int, default=25, help="keep one frame in N of every clip")
+    pack.add_argument("--frame-step", type=positive_int, default=25, help="keep one frame in N of every clip")
     pack.add_argument("--crf", type=int, choices=range(0, 52), default=23, metavar="0..51", help="libx264 constant rate factor")
     pack.set_defaults(func=run_pack)
 
@@ -70,12 +70,12 @@ def register(subparsers) -> None:
     detect.add_argument("--weights", type=Path, default=None, help="CenterNet weights (default: the packaged ones)")
     detect.add_argument("--coco-model", default=None, help="use this torchvision COCO detector with --weights instead")
     detect.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    detect.add_argument("--batch-size", type=_positive_int, default=16, help="frames per model call")
+    detect.add_argument("--batch-size", type=positive_int, default=16, help="frames per model call")
     detect.add_argument("--min-confidence", type=_unit_float, default=0.3)
     detect.add_argument("--fps", type=_positive_float, default=None, help="analyse this many frames per second (default: all)")
     detect.add_argument("--start-time", type=_utc_time, default=None, help="UTC time of pts 0 (default: the inventory's, else 1970-01-01)")
     detect.add_argument("--input-size", type=size_wh, default=None, metavar="WxH", help="network input (default: the trained size)")
-    detect.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    detect.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     detect.set_defaults(func=run_detect)
 
 
@@ -196,15 +196,6 @@ def _fail(command: str, error: Exception) -> int:
 def _print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from cluster.commands.options import add_detector_arguments, add_incident_arguments, incident_options
+from cluster.commands.options import add_detector_arguments, add_incident_arguments, incident_options, replica_options
 
 
 def register(subparsers) -> None:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"casaflow run: error: {exc}", file=sys.stderr)
         return 2
     options = LaunchOptions(cameras_per_group=args.cameras_per_group, detector=detector, api=False,
-                            window_s=args.window_s, **incidents)
+                            window_s=args.window_s, **incidents, **replica_options(args))
     connect(args.address, num_cpus=args.num_cpus)
     started = time.perf_counter()
     print(f"replaying {len(inventory.cameras)} cameras from {args.inventory}", flush=True)

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cluster.commands.options import add_detector_arguments, add_incident_arguments, incident_options
+from cluster.commands.options import add_detector_arguments, add_incident_arguments, incident_options, replica_options
 
 DEFAULT_SEED = 1
 
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = LaunchOptions(
         cameras_per_group=args.cameras_per_group, detector=detector, host=args.host, port=args.port, **incidents,
+        **replica_options(args),
     )
     history_dir = inventory_path.parent / "history"
     connect(args.address)

@@ -26,6 +26,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["run", "--inventory", "{tmp}/broken.yaml", "--out", "{tmp}/h"], "not valid YAML"),
         (["run", "--inventory", "{tmp}/typo.yaml", "--out", "{tmp}/h"], "city: Field required"),
         (["up", "--weights", "{tmp}/no.pt"], "detector weights not found"),
+        (["up", "--detector-replicas", "0"], "--detector-replicas: must be >= 1"),
+        (["run", "--inventory", "{tmp}/typo.yaml", "--out", "{tmp}/h", "--detector-gpus", "half"], "expected a number of GPUs"),
         (["evaluate-detector", "--data", "{tmp}/nowhere", "--weights", "{tmp}/no.pt"], "weights not found"),
         (["score", "--truth", "{tmp}/nowhere", "--results", "{tmp}/nowhere"], "no segment windows"),
     ],

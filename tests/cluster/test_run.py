@@ -26,18 +26,22 @@ def random_weights(tmp_path_factory):
 
 @pytest.mark.slow
 def test_replay_writes_the_history(ray_session, tiny_city, random_weights, tmp_path):
-    from cluster.launch import LaunchOptions, launch, shutdown
+    from ray import serve
+
+    from cluster.launch import DETECTOR_APP, LaunchOptions, launch, shutdown
 
     options = LaunchOptions(
-        cameras_per_group=1, group_cpus=0.25, detector_cpus=0.5, api=False, port=18123, max_batch_frames=16,
-        detector={"weights_path": str(random_weights), "device": "cpu", "num_threads": 1},
+        cameras_per_group=1, group_cpus=0.25, detector_cpus=0.25, detector_replicas=2, api=False, port=18123,
+        max_batch_frames=16, detector={"weights_path": str(random_weights), "device": "cpu", "num_threads": 1},
     )
     city = None
     try:
         city = launch(tiny_city / "cameras.yaml", out_dir=tmp_path, realtime=False, options=options)
+        replicas = serve.status().applications[DETECTOR_APP].deployments["DetectorDeployment"].replica_states
         summaries = ray.get(city.runs, timeout=300)
     finally:
         shutdown(city, keep_ray=True)
+    assert replicas == {"RUNNING": 2}
     inventory = load_inventory(tiny_city / "cameras.yaml")
     assert len(summaries) == 2
     assert sum(s["frames_analysed"] for s in summaries) == 2 * 60 * 5
