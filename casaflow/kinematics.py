@@ -28,9 +28,9 @@ def too_young_since(t_s: np.ndarray, since_s: float) -> bool:
 def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
     net velocity over the steps before allows (a standing car cannot be 10 m away 0.8 s later; a step that
-    leapt is no motion of the track's object, so it allows nothing after it), or, with `reversals`, back against its
-    motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose
-    trajectory mixes two objects."""
+    leapt is no motion of the track's object, so it allows nothing after it), or, with `reversals`, back
+    against its motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity
+    switch, whose trajectory mixes two objects."""
     keep = t_s >= since_s
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
@@ -40,9 +40,10 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     step_m = np.linalg.norm(step_xy, axis=1)
     leaps = step_m / dt > MAX_PLAUSIBLE_SPEED_MPS
     for i in range(LEAP_CONTEXT_STEPS, len(step_m)):
-        moved = ~leaps[i - LEAP_CONTEXT_STEPS : i]
+        before = slice(i - LEAP_CONTEXT_STEPS, i)
+        moved = ~leaps[before]
         if moved.any():
-            speed = np.linalg.norm(step_xy[i - LEAP_CONTEXT_STEPS : i][moved].sum(axis=0)) / dt[i - LEAP_CONTEXT_STEPS : i][moved].sum()
+            speed = np.linalg.norm(step_xy[before][moved].sum(axis=0)) / dt[before][moved].sum()
             leaps[i] |= step_m[i] > speed * dt[i] + 0.5 * MAX_ACCELERATION_MPS2 * dt[i] ** 2 + GROUND_JITTER_M
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])

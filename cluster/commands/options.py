@@ -47,7 +47,7 @@ def add_detector_arguments(parser) -> None:
                         help="detector replicas; Serve spreads the camera groups' batches over them (one H100 "
                              "replica carried about 1,400 frames/s: 280 cameras at 5 fps)")
     parser.add_argument("--detector-gpus", type=gpu_share, default=None, metavar="G",
-                        help="GPUs each detector replica reserves (default: 1 on CUDA, 0 on a CPU; 0.5 lets two share one)")
+                        help="GPUs each detector replica reserves (default: 1 on CUDA, 0 on a CPU; 0.5: two share one)")
 
 
 def replica_options(args) -> dict:
