@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 MAX_PLAUSIBLE_SPEED_MPS = 45.0
@@ -39,12 +41,19 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     step_xy = np.diff(xy_m[first:], axis=0)
     step_m = np.linalg.norm(step_xy, axis=1)
     leaps = step_m / dt > MAX_PLAUSIBLE_SPEED_MPS
-    for i in range(LEAP_CONTEXT_STEPS, len(step_m)):
-        before = slice(i - LEAP_CONTEXT_STEPS, i)
-        moved = ~leaps[before]
-        if moved.any():
-            speed = np.linalg.norm(step_xy[before][moved].sum(axis=0)) / dt[before][moved].sum()
-            leaps[i] |= step_m[i] > speed * dt[i] + 0.5 * MAX_ACCELERATION_MPS2 * dt[i] ** 2 + GROUND_JITTER_M
+    # one step at a time (a leap leaves the context of the steps after it), in plain floats: every rule
+    # asks this of every track on every frame
+    step_x, step_y, dts = step_xy[:, 0].tolist(), step_xy[:, 1].tolist(), dt.tolist()
+    steps, leapt = step_m.tolist(), leaps.tolist()
+    for i in range(LEAP_CONTEXT_STEPS, len(steps)):
+        moved_x = moved_y = moved_s = 0.0
+        for j in range(i - LEAP_CONTEXT_STEPS, i):
+            if not leapt[j]:
+                moved_x, moved_y, moved_s = moved_x + step_x[j], moved_y + step_y[j], moved_s + dts[j]
+        if moved_s > 0 and not leapt[i]:
+            speed = math.hypot(moved_x, moved_y) / moved_s
+            leapt[i] = steps[i] > speed * dts[i] + 0.5 * MAX_ACCELERATION_MPS2 * dts[i] ** 2 + GROUND_JITTER_M
+    leaps = np.array(leapt, bool)
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])
     return bool(leaps[t_s[first + 1:] >= since_s].any())
