@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cluster.commands.options import positive_int, size_wh
+from cluster.commands.options import float_in, positive_int, size_wh
+
+POSITIVE = float_in(0.0, math.inf, above_low=True)
+FRACTION = float_in(0.0, 1.0)
 
 
 def register(subparsers) -> None:
@@ -22,7 +26,7 @@ def register(subparsers) -> None:
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     train.add_argument("--epochs", type=positive_int, default=20)
     train.add_argument("--batch-size", type=positive_int, default=32)
-    train.add_argument("--lr", type=_positive_float, default=2e-3, help="AdamW peak learning rate")
+    train.add_argument("--lr", type=POSITIVE, default=2e-3, help="AdamW peak learning rate")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -32,7 +36,7 @@ def register(subparsers) -> None:
     train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     train.add_argument("--max-steps", type=positive_int, default=None, help="stop early after N steps (smoke tests)")
     train.add_argument("--init-weights", type=Path, default=None, help="fine-tune from these weights instead of a random init")
-    train.add_argument("--repeat-threshold", type=_unit_float, default=0.0, help="repeat-factor sampling of frames with rare classes (0: off)")
+    train.add_argument("--repeat-threshold", type=FRACTION, default=0.0, help="repeat-factor sampling of frames with rare classes (0: off)")
     train.add_argument("--eval-every", type=int, default=1, metavar="EPOCHS", help="evaluation period; 0: only at the end")
     train.set_defaults(func=run_train)
 
@@ -71,8 +75,8 @@ def register(subparsers) -> None:
     detect.add_argument("--coco-model", default=None, help="use this torchvision COCO detector with --weights instead")
     detect.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     detect.add_argument("--batch-size", type=positive_int, default=16, help="frames per model call")
-    detect.add_argument("--min-confidence", type=_unit_float, default=0.3)
-    detect.add_argument("--fps", type=_positive_float, default=None, help="analyse this many frames per second (default: all)")
+    detect.add_argument("--min-confidence", type=FRACTION, default=0.3)
+    detect.add_argument("--fps", type=POSITIVE, default=None, help="analyse this many frames per second (default: all)")
     detect.add_argument("--start-time", type=_utc_time, default=None, help="UTC time of pts 0 (default: the inventory's, else 1970-01-01)")
     detect.add_argument("--input-size", type=size_wh, default=None, metavar="WxH", help="network input (default: the trained size)")
     detect.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
@@ -196,26 +200,6 @@ def _fail(command: str, error: Exception) -> int:
 def _print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in 0..1, got {text}")
-    return value
 
 
 def _utc_time(text: str) -> datetime:

@@ -1,6 +1,7 @@
 """Command-line options several commands share (kept free of heavy imports: `casaflow --help` stays fast)."""
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -15,15 +16,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def gpu_share(text: str) -> float:
-    """argparse type of the GPUs one replica reserves: 0, a share of one (0.5), or whole GPUs."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of GPUs, got {text!r}") from None
-    if not 0 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 64, got {value}")
-    return value
+def float_in(low: float, high: float, *, above_low: bool = False):
+    """argparse type of a number in [low, high], or (low, high] with `above_low`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (low < value if above_low else low <= value) or not value <= high:
+            bound = f"above {low:g}" if above_low else f"at least {low:g}"
+            if math.isfinite(high):
+                bound += f" and at most {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
 
 
 def size_wh(text: str) -> tuple[int, int]:
@@ -46,7 +54,7 @@ def add_detector_arguments(parser) -> None:
     parser.add_argument("--detector-replicas", type=positive_int, default=1, metavar="N",
                         help="detector replicas; Serve spreads the camera groups' batches over them (one H100 "
                              "replica carried about 1,400 frames/s: 280 cameras at 5 fps)")
-    parser.add_argument("--detector-gpus", type=gpu_share, default=None, metavar="G",
+    parser.add_argument("--detector-gpus", type=float_in(0.0, 64.0), default=None, metavar="G",
                         help="GPUs each detector replica reserves (default: 1 on CUDA, 0 on a CPU; 0.5: two share one)")
 
 
