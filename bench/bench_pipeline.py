@@ -104,10 +104,10 @@ def main() -> int:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--cameras-per-group", type=int, default=8)
     args = parser.parse_args()
-    if args.city is None:  # imported here: the simulator needs SUMO, which a GPU machine given --city lacks
-        from casaflow.sim.simulate import SIMULATOR_VERSION
+    if args.city is None:
+        from cluster.commands.up import default_data_dir, demo_city_dir
 
-        args.city = Path.home() / ".cache" / "casaflow" / f"demo-seed1-sim{SIMULATOR_VERSION}"
+        args.city = demo_city_dir(default_data_dir())
 
     import ray
 

@@ -87,12 +87,19 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def demo_city_dir(data_dir: Path) -> Path:
+    """Where the demo city of this simulator version is cached (the simulator needs SUMO: imported here)."""
+    from casaflow.sim.simulate import SIMULATOR_VERSION
+
+    return data_dir / f"demo-seed{DEFAULT_SEED}-sim{SIMULATOR_VERSION}"
+
+
 def ensure_demo_city(data_dir: Path) -> Path:
     """The demo city's inventory, simulating it once into the cache if needed."""
     from casaflow.sim.scenario import load_scenario
-    from casaflow.sim.simulate import SIMULATOR_VERSION, SimulationError, simulate
+    from casaflow.sim.simulate import SimulationError, simulate
 
-    city_dir = data_dir / f"demo-seed{DEFAULT_SEED}-sim{SIMULATOR_VERSION}"
+    city_dir = demo_city_dir(data_dir)
     if not (city_dir / "truth" / "incidents.parquet").exists():
         print(f"simulating the demo city once into {city_dir} (a few minutes; cached afterwards)", flush=True)
         started = time.perf_counter()
