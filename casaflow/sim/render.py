@@ -825,14 +825,18 @@ class CameraRenderer:
 
     @staticmethod
     def _own_area(face_obj, span_face, span_row, c0, length, *, n_obj: int, rows: int) -> np.ndarray:
-        """(n_obj,) pixels inside the image covered by each object, occlusion ignored (row-span union)."""
+        """(n_obj,) pixels inside the image covered by each object, occlusion ignored: per row, the union of
+        its faces' spans (the road seen through a bicycle's frame is not the bicycle's)."""
         nonempty = length > 0
-        key = face_obj[span_face[nonempty]] * np.int32(rows) + span_row[nonempty]
-        first = np.full(n_obj * rows, np.iinfo(np.int32).max, dtype=np.int32)
-        last = np.zeros(n_obj * rows, dtype=np.int32)
-        np.minimum.at(first, key, c0[nonempty])
-        np.maximum.at(last, key, c0[nonempty] + length[nonempty])
-        return np.maximum(last - first, 0).reshape(n_obj, rows).sum(1)
+        owner = face_obj[span_face[nonempty]].astype(np.int64)
+        row_width = int((c0[nonempty] + length[nonempty]).max(initial=0)) + 1
+        start = (owner * rows + span_row[nonempty]) * row_width + c0[nonempty]
+        order = np.argsort(start, kind="stable")
+        start, owner = start[order], owner[order]
+        end = start + length[nonempty][order]
+        reached = np.concatenate(([np.iinfo(np.int64).min], np.maximum.accumulate(end)[:-1]))
+        covered = np.maximum(end - np.maximum(start, reached), 0)
+        return np.bincount(owner, weights=covered, minlength=n_obj).astype(np.int64)
 
 
 def _to_world(points: np.ndarray, num: np.ndarray, frame: np.ndarray) -> np.ndarray:

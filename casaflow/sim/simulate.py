@@ -264,7 +264,7 @@ def _segment_rows(scenario: Scenario, plans: list[CameraPlan], traffic: TrafficR
     return rows
 
 
-SIMULATOR_VERSION = 6
+SIMULATOR_VERSION = 7
 """Raised whenever the same scenario and seed come out different (camera zones, truth definitions): caches of
 simulated cities are keyed by it, so an upgrade does not keep scoring against a stale city."""
 CONGESTION_ONSET_S = 10.0

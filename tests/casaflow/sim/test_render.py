@@ -8,6 +8,7 @@
   empty-road frame; inside each box it does not. `visible` is about 1 for an object in full view and
   drops with occlusion and with cut-off at the image border. Objects behind the camera or nearer than
   1 m are neither drawn nor reported.
+- Two-wheelers differ as on a street: a bicycle's open frame, a motorcycle's body and headlamp.
 """
 
 import av
@@ -194,3 +195,21 @@ def test_bt601_limited_range_round_trip():
     y_plane = yuv[..., 0].repeat(2, 0).repeat(2, 1)
     arr = np.concatenate([y_plane.ravel(), yuv[..., 1].ravel(), yuv[..., 2].ravel()]).astype(np.uint8).reshape(6, 6)
     np.testing.assert_allclose(yuv420_to_rgb(arr), blocks.repeat(2, 0).repeat(2, 1), atol=3)
+
+
+def test_two_wheelers_differ_as_on_a_real_street(renderer, camera):
+    """Seen side-on, a bicycle shows the road under its frame between the wheels, where a motorcycle has
+    its body; a motorcycle shows a headlamp to the camera it faces, a bicycle looks alike from both ends."""
+    empty_y = planes(renderer.render([], {}, frame_index=1).yuv)[0]
+    (u, v), = camera.project(np.array([[4.8, 45.0, 0.3]]))[0].round().astype(int)
+    side_on = {cls: planes(renderer.render([user("v", cls, 4.8, 45.0, 90.0, (200, 40, 40))], {}, frame_index=1).yuv)[0]
+               for cls in ("bicycle", "motorcycle")}
+    assert side_on["bicycle"][v, u] == empty_y[v, u]
+    assert side_on["motorcycle"][v, u] != empty_y[v, u]
+    brightest = {}
+    for cls in ("bicycle", "motorcycle"):
+        for heading_deg in (0.0, 180.0):
+            y = planes(renderer.render([user("v", cls, 4.8, 45.0, heading_deg, (60, 60, 150))], {}, frame_index=1).yuv)[0]
+            brightest[cls, heading_deg] = int(y[y != empty_y].max())
+    assert brightest["motorcycle", 180.0] > brightest["motorcycle", 0.0] + 40, "a headlamp facing the camera"
+    assert abs(brightest["bicycle", 180.0] - brightest["bicycle", 0.0]) <= 10
