@@ -1,17 +1,19 @@
-"""The committed detector on CUDA (fp16, channels_last) against the CPU (fp32) on real frames.
+"""The committed detector on CUDA (fp16, channels_last, CUDA graphs) against the CPU (fp32) on real frames.
 
     python3 bench/check_cuda.py CLIP.mp4 [--frames 64]
 
 Runs the same frames through `DetectorRuntime` on both devices and matches each CPU detection to a CUDA
-detection of its class at IoU >= 0.5. Prints the share matched both ways, the mean IoU of the matches
-and the largest confidence difference; exits 1 when fewer than 98 % match (a broken device path, not
-fp16 rounding).
+detection of its class at IoU >= 0.5; then the CUDA runtime without graphs against the graphed one, fed
+in uneven stacks (several padded sizes) from two threads at once, as the Serve replica runs it. Prints
+the share matched both ways, the mean IoU of the matches and the largest confidence difference; exits 1
+when fewer than 98 % match (a broken device path, not fp16 rounding).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -63,9 +65,18 @@ def main() -> int:
         return 2
     stack = read_frames(args.clip, args.frames)
     cpu = load_detector(device="cpu").detect(stack)
-    cuda = load_detector(device="cuda").detect(stack)
+    graphed = load_detector(device="cuda")
+    cuda = graphed.detect(stack)
+    eager = load_detector(device="cuda", cuda_graphs=False).detect(stack)
+    bounds = np.cumsum([0, 5, 11, 3, 20])
+    chunks = [stack[a:b] for a, b in zip(bounds, [*bounds[1:], len(stack)])]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = [d for part in pool.map(graphed.detect, chunks * 2) for d in part][: len(stack)]
+    print(f"graphs: {graphed.cuda_graphs}, threads' graphs captured: {len(chunks)} stack sizes")
     worst = 1.0
-    for name, (a, b) in {"cpu->cuda": (cpu, cuda), "cuda->cpu": (cuda, cpu)}.items():
+    pairs = {"cpu->cuda": (cpu, cuda), "cuda->cpu": (cuda, cpu), "eager->graphs in threads": (eager, threaded),
+             "graphs in threads->eager": (threaded, eager)}
+    for name, (a, b) in pairs.items():
         matched, total, ious, gap = matched_share(a, b)
         share = matched / max(total, 1)
         worst = min(worst, share)

@@ -21,7 +21,7 @@ prepare)
   done
   site=$(mktemp -d)
   tar -C "$site" -xJf .gpu/site.tar.xz
-  tar -C "$site" -cJf .gpu-train/site.tar.xz av av.libs pydantic pydantic_core annotated_types typing_inspection typing_extensions.py
+  tar -C "$site" -cJf .gpu-train/site.tar.xz av av.libs pydantic pydantic_core annotated_types typing_inspection
   rm -rf "$site"
   du -sh .gpu-train
   ;;

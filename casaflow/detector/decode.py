@@ -75,15 +75,12 @@ def decode_centernet(
 
 
 def scale_to_source(boxes: BatchBoxes, *, input_size_wh: tuple[int, int], source_size_wh: tuple[int, int]) -> BatchBoxes:
-    """Maps boxes from network-input pixels to source pixels, clipped to the source picture."""
-    scale = torch.tensor(
-        [source_size_wh[0] / input_size_wh[0], source_size_wh[1] / input_size_wh[1]] * 2,
-        device=boxes.xyxy.device,
-        dtype=boxes.xyxy.dtype,
-    )
-    upper = torch.tensor(list(source_size_wh) * 2, device=boxes.xyxy.device, dtype=boxes.xyxy.dtype)
-    xyxy = torch.minimum((boxes.xyxy * scale).clamp_(min=0.0), upper)
-    return boxes._replace(xyxy=xyxy)
+    """Maps boxes from network-input pixels to source pixels, clipped to the source picture (no host-to-device
+    copies: capturable in a CUDA graph)."""
+    scale_x, scale_y = source_size_wh[0] / input_size_wh[0], source_size_wh[1] / input_size_wh[1]
+    x = (boxes.xyxy[..., 0::2] * scale_x).clamp_(0.0, float(source_size_wh[0]))
+    y = (boxes.xyxy[..., 1::2] * scale_y).clamp_(0.0, float(source_size_wh[1]))
+    return boxes._replace(xyxy=torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1))
 
 
 def split_detections(boxes: BatchBoxes) -> list[Detections]:

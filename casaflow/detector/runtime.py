@@ -11,7 +11,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ class DetectorOptions(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto picks CUDA when present")
     fp16: bool | None = Field(None, description="fp16 autocast; None: on for CUDA, off for CPU")
     pad_batches: bool | None = Field(None, description="pad batches to `batch_bucket` sizes; None: on for CUDA, off for CPU")
+    cuda_graphs: bool | None = Field(None, description="replay each padded batch size as a CUDA graph; None: on for CenterNet on CUDA")
     min_confidence: float = Field(0.3, ge=0.0, le=1.0, description="detections scoring below are dropped")
     top_k: int = Field(100, ge=1, le=1000, description="most detections per frame")
     num_threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; None leaves torch's default")
@@ -78,6 +79,10 @@ class DetectorRuntime:
 
     Frames are uploaded as uint8 planes; conversion, resize, normalisation, the network and decoding run
     on the device for the whole batch; results come back to host memory in one transfer.
+
+    With `cuda_graphs`, that device work is captured once per thread and padded batch size and then
+    replayed: one launch instead of a few hundred, so a batch holds the GIL (which the Serve replica's
+    event loop and its other batch thread need) for well under a millisecond of Python.
     """
 
     def __init__(
@@ -89,12 +94,17 @@ class DetectorRuntime:
         min_confidence: float = 0.3,
         top_k: int = 100,
         pad_batches: bool | None = None,
+        cuda_graphs: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16)
         self.pad_batches = self.device.type == "cuda" if pad_batches is None else bool(pad_batches)
         if self.fp16 and self.device.type != "cuda":
             raise ValueError("fp16 inference needs a CUDA device")
+        graphable = self.device.type == "cuda" and self.pad_batches and isinstance(detector, CenterNetDetector)
+        self.cuda_graphs = graphable if cuda_graphs is None else bool(cuda_graphs)
+        if self.cuda_graphs and not graphable:
+            raise ValueError("CUDA graphs need a CenterNet on a CUDA device with padded batches")
         self.min_confidence = float(min_confidence)
         self.top_k = int(top_k)
         self.detector = detector.to(self.device).eval()
@@ -103,6 +113,7 @@ class DetectorRuntime:
             self.detector.channels_last = True
         self._failure: str | None = None
         self._local = threading.local()
+        self._capture_lock = threading.Lock()
 
     @property
     def input_size_wh(self) -> tuple[int, int] | None:
@@ -149,26 +160,56 @@ class DetectorRuntime:
     @torch.inference_mode()
     def _detect_parts(self, parts: Sequence[np.ndarray | torch.Tensor]) -> list[Detections]:
         """One batch from stacks of the same frame size, without concatenating them on the host."""
-        height, width = yuv420_frame_hw(tuple(parts[0].shape))
+        yuv420_frame_hw(tuple(parts[0].shape))
         count = sum(int(part.shape[0]) for part in parts)
         if count == 0:
             return []
         try:
             with self._stream():
                 batch = self._upload(parts, count)
-                input_wh = self.input_size_wh or (width, height)
-                rgb = yuv420_to_rgb(batch, size_hw=(input_wh[1], input_wh[0]))
-                with self._autocast():
-                    boxes = self.detector.detect_rgb(rgb, min_confidence=self.min_confidence, top_k=self.top_k)
-                boxes = BatchBoxes(*(field[:count] for field in boxes))
-                boxes = scale_to_source(boxes, input_size_wh=input_wh, source_size_wh=(width, height))
-                return split_detections(boxes)
+                boxes = self._replay(batch) if self.cuda_graphs else self._device_boxes(batch)
+                return split_detections(BatchBoxes(*(field[:count] for field in boxes)))
         except torch.cuda.OutOfMemoryError:
             raise
         except RuntimeError as error:
             if self.device.type == "cuda" and "CUDA" in str(error):
                 self._failure = str(error).splitlines()[0]
             raise
+
+    def _device_boxes(self, frames: torch.Tensor) -> BatchBoxes:
+        """Everything between the uploaded frames and the padded boxes in source pixels: fixed shapes,
+        no host synchronisation (what a CUDA graph captures)."""
+        height, width = yuv420_frame_hw(tuple(frames.shape))
+        input_wh = self.input_size_wh or (width, height)
+        rgb = yuv420_to_rgb(frames, size_hw=(input_wh[1], input_wh[0]), dtype=torch.float16 if self.fp16 else torch.float32)
+        with self._autocast():
+            boxes = self.detector.detect_rgb(rgb, min_confidence=self.min_confidence, top_k=self.top_k)
+        return scale_to_source(boxes, input_size_wh=input_wh, source_size_wh=(width, height))
+
+    def _replay(self, frames: torch.Tensor) -> BatchBoxes:
+        """`_device_boxes` as this thread's CUDA graph for the batch's shape, captured on first use.
+
+        The returned tensors are the graph's static outputs: read them before this thread's next batch.
+        Captures are serialised and record only this thread's work (`thread_local`), so another thread's
+        batches run on meanwhile. A thread's graphs share one memory pool: they never run at once.
+        """
+        graphs = self._local.__dict__.setdefault("graphs", {})
+        graphed = graphs.get(tuple(frames.shape))
+        if graphed is None:
+            static_frames = frames.clone()
+            for _ in range(2):  # outside the capture: cuDNN plans, the allocator's first blocks
+                self._device_boxes(static_frames)
+            if getattr(self._local, "pool", None) is None:
+                self._local.pool = torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            with self._capture_lock, torch.cuda.graph(
+                graph, pool=self._local.pool, stream=torch.cuda.current_stream(self.device), capture_error_mode="thread_local"
+            ):
+                static_boxes = self._device_boxes(static_frames)
+            graphed = graphs[tuple(frames.shape)] = _GraphedBatch(graph, static_frames, static_boxes)
+        graphed.frames.copy_(frames)
+        graphed.graph.replay()
+        return graphed.boxes
 
     def _upload(self, parts: Sequence[np.ndarray | torch.Tensor], count: int) -> torch.Tensor:
         """The frames as one uint8 tensor on the device, padded to `batch_bucket(count)` when padding.
@@ -218,9 +259,18 @@ class DetectorRuntime:
             self.detect(np.full((size, height * 3 // 2, width), 128, np.uint8))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
+        """fp16 autocast without its cast cache: cached weights would be freed under a captured graph."""
         if self.fp16:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
+            return torch.autocast(device_type="cuda", dtype=torch.float16, cache_enabled=False)
         return contextlib.nullcontext()
+
+
+class _GraphedBatch(NamedTuple):
+    """A captured `_device_boxes` and its static tensors: frames are copied in, boxes read out."""
+
+    graph: torch.cuda.CUDAGraph
+    frames: torch.Tensor
+    boxes: BatchBoxes
 
 
 def batch_bucket(frames: int) -> int:
@@ -312,7 +362,7 @@ def build_runtime(options: DetectorOptions) -> DetectorRuntime:
         _check_default_weights(options.weights_path)
         detector = CenterNetDetector(load_model(options.weights_path or DEFAULT_WEIGHTS_PATH), input_size_wh=options.input_size_wh)
     return DetectorRuntime(
-        detector, device=options.device, fp16=options.fp16, pad_batches=options.pad_batches,
+        detector, device=options.device, fp16=options.fp16, pad_batches=options.pad_batches, cuda_graphs=options.cuda_graphs,
         min_confidence=options.min_confidence, top_k=options.top_k,
     )
 

@@ -117,6 +117,9 @@ def test_runtime_refuses_bad_frames(tiny_weights):
         runtime.detect(np.zeros((1, 90, 160), np.float32))
     with pytest.raises(ValueError):
         DetectorRuntime(CenterNetDetector(build_model()), device="cpu", fp16=True)
+    with pytest.raises(ValueError, match="CUDA graphs"):
+        DetectorRuntime(CenterNetDetector(build_model()), device="cpu", cuda_graphs=True)
+    assert not runtime.cuda_graphs
 
 
 def test_options_forbid_unknown_keys():
