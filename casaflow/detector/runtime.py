@@ -277,8 +277,9 @@ def batch_bucket(frames: int) -> int:
     """The size a padded batch of `frames` frames runs at: the next power of two, at least 8.
 
     On CUDA every batch is padded (`DetectorRuntime.pad_batches`) so that the network sees a handful of
-    shapes: Serve's batches vary frame by frame, and on an H200 a replica fed batches of many sizes ran at
-    34 to 783 frames/s, busy all the time, where batches of one size ran at 7,000 (bench/bench_serve.py).
+    shapes, each one CUDA graph: Serve's batches vary frame by frame, and on an H200 a replica fed batches
+    of many sizes ran at 34 to 783 frames/s, busy all the time, where batches of one size ran at 7,000
+    (bench/bench_serve.py).
     """
     return max(8, 1 << (frames - 1).bit_length())
 
