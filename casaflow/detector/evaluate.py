@@ -17,6 +17,8 @@ from casaflow.detections import CLASS_NAMES, Detections
 from casaflow.detector.dataset import FrameDataset, FrameTruth
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
+FOUND_CONFIDENCE = 0.3
+"""The deployment's default `min_confidence`: what an operator's screen shows."""
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
 
@@ -33,8 +35,19 @@ class ClassMetrics:
 
 @dataclass(frozen=True)
 class EvaluationReport:
+    """AP per class, and where the counted objects went.
+
+    Attributes:
+        frames: frames scored.
+        per_class: AP per class.
+        found_as: (C, C + 1) counts: row = a counted truth object's class, column = the class of the most
+            confident detection on it (IoU >= 0.5, confidence >= `FOUND_CONFIDENCE`), the last column
+            for none. A user sees what a bicycle is taken for, and how many are not seen at all.
+    """
+
     frames: int
     per_class: tuple[ClassMetrics, ...]
+    found_as: tuple[tuple[int, ...], ...] = ()
 
     @property
     def map50(self) -> float:
@@ -48,7 +61,10 @@ class EvaluationReport:
         return float(np.mean(values)) if values else float("nan")
 
     def to_dict(self) -> dict:
-        return {"frames": self.frames, "map50": self.map50, "map": self.map, "per_class": [asdict(m) for m in self.per_class]}
+        return {
+            "frames": self.frames, "map50": self.map50, "map": self.map, "per_class": [asdict(m) for m in self.per_class],
+            "found_as": [list(row) for row in self.found_as],
+        }
 
     def table(self) -> str:
         """A Markdown table: class, instances, AP50, AP@[.5:.95]."""
@@ -56,6 +72,16 @@ class EvaluationReport:
         for m in self.per_class:
             lines.append(f"| {m.class_name} | {m.instances} | {m.ap50:.3f} | {m.ap:.3f} |")
         lines.append(f"| **mean** | {sum(m.instances for m in self.per_class)} | {self.map50:.3f} | {self.map:.3f} |")
+        return "\n".join(lines)
+
+    def found_as_table(self) -> str:
+        """A Markdown table of `found_as` in percent of each row's counted objects."""
+        names = [m.class_name for m in self.per_class]
+        lines = [f"| counted \\ found as (confidence >= {FOUND_CONFIDENCE}) | " + " | ".join(names) + " | none |",
+                 "|---|" + "---:|" * (len(names) + 1)]
+        for name, row in zip(names, self.found_as):
+            total = max(sum(row), 1)
+            lines.append(f"| {name} ({sum(row)}) | " + " | ".join(f"{100 * n / total:.0f} %" for n in row) + " |")
         return "\n".join(lines)
 
 
@@ -90,8 +116,10 @@ def evaluate_detections(
     scores: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
     outcomes: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
     instances = np.zeros(num_classes, np.int64)
+    found_as = np.zeros((num_classes, num_classes + 1), np.int64)
     for detections, truth in zip(predictions, truths):
         counted = counted_mask(truth, min_height_px=min_height_px, min_visible=min_visible)
+        np.add.at(found_as, (truth.class_id[counted], _found_class(truth.xyxy[counted], detections, none=num_classes)), 1)
         for class_id in np.union1d(np.unique(detections.class_id), np.unique(truth.class_id)):
             of_class = truth.class_id == class_id
             gt_boxes = truth.xyxy[of_class & counted]
@@ -112,7 +140,17 @@ def evaluate_detections(
         per_class.append(
             ClassMetrics(name, int(instances[class_id]), int(len(class_scores)), float(ap[0]), float(ap.mean()))
         )
-    return EvaluationReport(frames=len(truths), per_class=tuple(per_class))
+    return EvaluationReport(frames=len(truths), per_class=tuple(per_class), found_as=tuple(map(tuple, found_as.tolist())))
+
+
+def _found_class(gt_boxes: np.ndarray, detections: Detections, *, none: int) -> np.ndarray:
+    """(n,) class of the most confident detection at IoU >= 0.5 and `FOUND_CONFIDENCE` on each box, else `none`."""
+    strong = detections[detections.confidence >= FOUND_CONFIDENCE]
+    if not len(gt_boxes) or not len(strong):
+        return np.full(len(gt_boxes), none, np.int64)
+    score = np.where(box_iou(gt_boxes, strong.xyxy) >= 0.5, strong.confidence[None, :], -1.0)
+    best = score.argmax(axis=1)
+    return np.where(score[np.arange(len(gt_boxes)), best] >= 0, strong.class_id[best], none)
 
 
 def evaluate_runtime(

@@ -132,7 +132,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report = evaluate_runtime(runtime, dataset, progress=_print_progress)
     except (DatasetError, ValueError, FileNotFoundError) as error:
         return _fail("evaluate-detector", error)
-    print(f"mAP50 {report.map50:.3f}, mAP@[.5:.95] {report.map:.3f} on {report.frames} frames\n{report.table()}")
+    print(f"mAP50 {report.map50:.3f}, mAP@[.5:.95] {report.map:.3f} on {report.frames} frames\n{report.table()}\n\n{report.found_as_table()}")
     return 0
 
 

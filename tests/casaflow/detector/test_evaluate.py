@@ -96,3 +96,15 @@ def test_box_iou_and_length_check():
     assert box_iou(a, np.zeros((0, 4), np.float32)).shape == (1, 0)
     with pytest.raises(ValueError):
         evaluate_detections(perfect()[:2], FRAMES)
+
+
+def test_found_as_counts_what_each_counted_object_was_taken_for():
+    frames = [truth([[10, 10, 50, 40], [100, 20, 140, 60], [0, 0, 30, 60], [200, 0, 210, 8]], [0, 4, 5, 4])]
+    found = [detections([[10, 10, 50, 41], [100, 20, 140, 60], [100, 21, 140, 60], [0, 0, 30, 60]], [0, 3, 4, 5],
+                        np.array([0.9, 0.8, 0.6, 0.1], np.float32))]
+    report = evaluate_detections(found, frames)
+    rows = {m.class_name: row for m, row in zip(report.per_class, report.found_as)}
+    assert rows["car"][0] == 1
+    assert rows["bicycle"][3] == 1 and sum(rows["bicycle"]) == 1, "the more confident motorcycle box; the 8 px one is not counted"
+    assert rows["pedestrian"][-1] == 1, "under the found confidence: not seen"
+    assert "bicycle (1)" in report.found_as_table() and report.to_dict()["found_as"][4][3] == 1
