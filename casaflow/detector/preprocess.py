@@ -75,11 +75,6 @@ def normalize_rgb(rgb: torch.Tensor) -> torch.Tensor:
     return torch.cat(channels, dim=1)
 
 
-def preprocess_yuv420(frames: torch.Tensor, *, size_hw: tuple[int, int]) -> torch.Tensor:
-    """YUV420 stack (B, H*3//2, W) uint8 -> normalised (B, 3, h, w) float32 model input."""
-    return normalize_rgb(yuv420_to_rgb(frames, size_hw=size_hw))
-
-
 def rgb_to_yuv420_numpy(rgb: np.ndarray) -> np.ndarray:
     """Reference encoder for tests and synthetic data: (H, W, 3) uint8 RGB -> (H*3//2, W) uint8 yuv420p."""
     height, width = rgb.shape[:2]

@@ -12,7 +12,6 @@ from casaflow.detector.preprocess import (
     IMAGENET_MEAN_RGB,
     IMAGENET_STD_RGB,
     normalize_rgb,
-    preprocess_yuv420,
     rgb_to_yuv420_numpy,
     yuv420_frame_hw,
     yuv420_to_rgb,
@@ -104,7 +103,7 @@ def test_normalisation_uses_imagenet_statistics():
     rgb = torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1) * 255 + torch.tensor(IMAGENET_STD_RGB).view(1, 3, 1, 1) * 255
     assert torch.allclose(normalize_rgb(rgb), torch.ones(1, 3, 1, 1), atol=1e-5)
     frames = torch.from_numpy(random_frames(2, 36, 52, seed=3))
-    out = preprocess_yuv420(frames, size_hw=(32, 64))
+    out = normalize_rgb(yuv420_to_rgb(frames, size_hw=(32, 64)))
     assert out.shape == (2, 3, 32, 64) and out.dtype == torch.float32
 
 
@@ -116,3 +115,10 @@ def test_malformed_stacks_are_refused(shape):
 
 def test_frame_size_of_stack():
     assert yuv420_frame_hw((4, 540, 640)) == (360, 640)
+
+
+def test_fp16_conversion_matches_fp32_within_half_precision():
+    frames = torch.from_numpy(random_frames(2, 36, 52, seed=4))
+    half = yuv420_to_rgb(frames, dtype=torch.float16)
+    assert half.dtype == torch.float16
+    assert (half.float() - yuv420_to_rgb(frames)).abs().max() <= 0.5
