@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
     parser.add_argument("--replica-cpus", type=float, default=1.0, help="num_cpus of the replica (its torch threads)")
+    parser.add_argument("--replicas", type=int, default=1, help="detector replicas sharing the GPU (each takes 1/N of it)")
     parser.add_argument("--echo", action="store_true",
                         help="a replica with the same batching that runs no model: the transport's ceiling")
     args = parser.parse_args()
@@ -70,10 +71,17 @@ def main() -> int:
         app = Echo.options(ray_actor_options={"num_cpus": args.replica_cpus}).bind()
     else:
         app = DetectorDeployment.options(
-            ray_actor_options={"num_cpus": args.replica_cpus, "num_gpus": gpus},
+            num_replicas=args.replicas,
+            ray_actor_options={"num_cpus": args.replica_cpus, "num_gpus": gpus / args.replicas},
             user_config={"max_batch_frames": args.max_batch_frames, "batch_wait_timeout_s": 0.005},
         ).bind({"device": args.device, "input_size_wh": input_size})
     replica = serve.run(app, name="bench-detector", route_prefix=None)
+
+    def load_stats() -> dict:
+        """The replica's batch counters; a handle reaches one replica at random, so with several: none."""
+        if args.replicas > 1:
+            return {"batches": 0, "frames": 0, "busy_s": float("nan")}
+        return replica.load_stats.remote().result()
 
     @ray.remote(num_cpus=0.1)
     class Caller:
@@ -92,7 +100,7 @@ def main() -> int:
                 latencies.append(time.perf_counter() - begin)
             return latencies
 
-    model = "echo (no model)" if args.echo else f"detector on {args.device} (GPUs reserved {gpus:g})"
+    model = "echo (no model)" if args.echo else f"{args.replicas} detector replica(s) on {args.device} (GPUs reserved {gpus:g})"
     print(f"# Ray Serve {model}, replica num_cpus {args.replica_cpus:g}, {ray.cluster_resources().get('CPU')} CPUs, "
           f"{args.frames_per_request} frames per request, max_batch_frames {args.max_batch_frames}", flush=True)
     print("| callers | frames/s | requests/s | latency p50 ms | latency p95 ms | frames per batch | replica busy |")
@@ -100,16 +108,16 @@ def main() -> int:
     for count in (int(c) for c in args.callers.split(",")):
         callers = [Caller.remote(args.frames_per_request) for _ in range(count)]
         ray.get([c.run.remote(time.time() + 3.0) for c in callers])
-        before = replica.load_stats.remote().result()
+        before = load_stats()
         started = time.time()
         results = ray.get([c.run.remote(started + args.seconds) for c in callers])
         elapsed = time.time() - started
-        load = {k: v - before[k] for k, v in replica.load_stats.remote().result().items()}
+        load = {k: v - before[k] for k, v in load_stats().items()}
         latencies = np.concatenate([np.asarray(r) for r in results]) * 1000
         requests = latencies.size
         print(f"| {count} | {requests * args.frames_per_request / elapsed:,.0f} | {requests / elapsed:,.0f} "
               f"| {np.percentile(latencies, 50):.1f} | {np.percentile(latencies, 95):.1f} "
-              f"| {load['frames'] / max(load['batches'], 1):.1f} | {load['busy_s'] / elapsed:.0%} |", flush=True)
+              f"| {load['frames'] / load['batches'] if load['batches'] else float('nan'):.1f} | {load['busy_s'] / elapsed:.0%} |", flush=True)
         for caller in callers:
             ray.kill(caller)
     serve.shutdown()

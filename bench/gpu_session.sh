@@ -24,4 +24,5 @@ python3 -c "import torch, torchvision, ray, av; print('torch', torch.__version__
 step check_cuda 90 python3 bench/check_cuda.py "$city/video/$(ls "$city/video" | head -1)" --frames 64
 step detector_512 $([ "${SSDLITE:-0}" = 1 ] && echo 210 || echo 90) python3 bench/bench_detector.py --device cuda --input-size 512x288 --batch-sizes 128,256,512 --seconds 2 --callers 2 --stages $([ "${SSDLITE:-0}" = 1 ] || echo --skip-ssdlite)
 step serve 180 python3 bench/bench_serve.py --device cuda --callers 8,32,96 --frames-per-request 8 --max-batch-frames 256 --seconds 8
+step serve_2_replicas 120 python3 bench/bench_serve.py --device cuda --replicas 2 --callers 32,96 --frames-per-request 8 --max-batch-frames 256 --seconds 8
 step pipeline 150 python3 bench/bench_pipeline.py --city "$city" --cameras 48,96 --seconds 20 --warmup-s 10 --device cuda
