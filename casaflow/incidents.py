@@ -28,7 +28,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   apart first (one truck can have two boxes): the impact is what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
   `collision_decel_mps2` needed) and without braking when it vanished there: one box covers both after the
-  impact (not inferred for two-wheelers, which filter past standing traffic and vanish behind it);
+  impact (not inferred for two-wheelers, which filter past standing traffic and vanish behind it, nor
+  where traffic comes towards the camera: there the one behind is hidden by the one ahead as it closes up);
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
   detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts
@@ -468,6 +469,10 @@ class IncidentDetector:
         self._segment_zone_xy = [apply_homography(homography, np.asarray(s.zone, np.float64)) for s in camera.segments]
         bearings = np.radians([s.direction_deg for s in camera.segments])
         self._segment_dir_xy = np.stack([np.sin(bearings), np.cos(bearings)], axis=1)
+        self._segment_towards_camera = [
+            bool(away_from_camera_xy(homography, np.asarray(seg.zone, np.float64).mean(axis=0))[0] @ direction < 0)
+            for seg, direction in zip(camera.segments, self._segment_dir_xy)
+        ]
         self._limits_kmh = np.array([s.speed_limit_kmh for s in camera.segments])
         self._no_stopping = list(camera.no_stopping_zones)
         self._no_stopping_xy = [apply_homography(homography, np.asarray(z.zone, np.float64)) for z in self._no_stopping]
@@ -987,6 +992,8 @@ class IncidentDetector:
         s = int(np.argmax(depths))
         if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
             return []
+        if self._segment_towards_camera[s]:
+            return []  # the one behind is the farther: the standing one hides it as it closes up, struck or not
         direction = self._segment_dir_xy[s]
         now_s = frame_ts.timestamp()
         for other in self._lost:

@@ -713,3 +713,13 @@ def test_geometry_helpers():
     np.testing.assert_allclose(inside_depth_m(np.array([[5, 5], [1, 5], [-2, 5]]), square), [5, 1, -2])
     xy = np.array([[0, 0], [5, 0], [10, 0], [10.2, 0.1], [9.9, -0.1], [10.1, 0], [10, 0.2]], np.float64)
     assert stationary_start(xy, radius_m=1.0) == 2
+
+
+def test_a_car_closing_up_behind_a_standing_one_towards_the_camera_is_no_collision():
+    """Seed 216 cam03: where traffic comes towards the camera, a car closing up behind a standing one is
+    the farther of the two and goes out of sight behind it in any queue: its vanishing is no impact."""
+    towards = camera(stop_line=False, no_stopping=False)
+    towards = towards.model_copy(update={"segments": [towards.segments[0].model_copy(update={"direction_deg": 180})]})
+    standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
+    follower = [(LEFT_X_M, y) if y > 36.0 else None for y in (61.0 - 10.0 * k / FPS for k in range(int(10 * FPS)))]
+    assert not raised(run({1: ("car", standing), 2: ("car", follower)}, seconds=10, cam=towards), "collision")
