@@ -7,8 +7,10 @@ Each row times `DetectorRuntime.detect_stacks([stack])` (exactly what `DetectorD
 runs): uint8 YUV420 upload, conversion, resize and normalisation on the device, the network, batched
 decoding and the copy back to per-frame numpy arrays; on CUDA with and without CUDA graphs (the
 default replays the device work as one graph per padded batch size), each with one caller and with
-several threads at once. The model-only column times the network alone on an already prepared batch. Weights are random (throughput does not depend on them). Goals (issue 3):
->= 40 images/s on the 2-core CPU, >= 10,000 images/s on an H100, both including the YUV conversion.
+several threads at once. The model-only column times the network alone on an already prepared batch.
+`--stages` times each stage of one batch alone. Weights are random (throughput does not depend on them).
+Goals (issue 3): >= 40 images/s on the 2-core CPU, >= 10,000 images/s on an H100, both including the
+YUV conversion.
 """
 
 from __future__ import annotations
