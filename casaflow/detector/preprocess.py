@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,15 +66,19 @@ def yuv420_to_rgb(
 
 
 def normalize_rgb(rgb: torch.Tensor) -> torch.Tensor:
-    """Maps (B, 3, h, w) RGB in 0..255 to the model's input scale (ImageNet mean and std).
+    """Maps (B, 3, h, w) RGB in 0..255 to the model's input scale (ImageNet mean and std), in one kernel."""
+    scale, shift = _normalisation(rgb.device, rgb.dtype)
+    return torch.addcmul(shift, rgb, scale)
 
-    The statistics are Python numbers, not tensors: nothing is copied to the device, so the function can
-    be captured in a CUDA graph.
-    """
-    channels = [
-        (rgb[:, c : c + 1] - 255.0 * mean) / (255.0 * std) for c, (mean, std) in enumerate(zip(IMAGENET_MEAN_RGB, IMAGENET_STD_RGB))
-    ]
-    return torch.cat(channels, dim=1)
+
+@functools.lru_cache(maxsize=16)
+def _normalisation(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel `scale`, `shift` with rgb * scale + shift = (rgb - 255 mean) / (255 std), made once per
+    device and dtype. The runtime runs a batch eagerly before a CUDA graph captures it, so they exist by
+    then: a capture may not copy from the host."""
+    scale = [1.0 / (255.0 * std) for std in IMAGENET_STD_RGB]
+    shift = [-mean / std for mean, std in zip(IMAGENET_MEAN_RGB, IMAGENET_STD_RGB)]
+    return tuple(torch.tensor(values, dtype=dtype).view(1, 3, 1, 1).to(device) for values in (scale, shift))
 
 
 def rgb_to_yuv420_numpy(rgb: np.ndarray) -> np.ndarray:
