@@ -167,8 +167,11 @@ class DetectorRuntime:
             return []
         try:
             with self._stream():
-                batch = self._upload(parts, count)
-                boxes = self._replay(batch) if self.cuda_graphs else self._device_boxes(batch)
+                staged = self._stage(parts, count)
+                if self.cuda_graphs:
+                    boxes = self._replay(staged)
+                else:
+                    boxes = self._device_boxes(staged.to(self.device, non_blocking=True))
                 return split_detections(BatchBoxes(*(field[:count] for field in boxes)))
         except torch.cuda.OutOfMemoryError:
             raise
@@ -187,17 +190,18 @@ class DetectorRuntime:
             boxes = self.detector.detect_rgb(rgb, min_confidence=self.min_confidence, top_k=self.top_k)
         return scale_to_source(boxes, input_size_wh=input_wh, source_size_wh=(width, height))
 
-    def _replay(self, frames: torch.Tensor) -> BatchBoxes:
-        """`_device_boxes` as this thread's CUDA graph for the batch's shape, captured on first use.
+    def _replay(self, staged: torch.Tensor) -> BatchBoxes:
+        """`_device_boxes` as this thread's CUDA graph for the batch's shape, captured on first use; the
+        staged frames are uploaded straight into the graph's input.
 
         The returned tensors are the graph's static outputs: read them before this thread's next batch.
         Captures are serialised and record only this thread's work (`thread_local`), so another thread's
         batches run on meanwhile. A thread's graphs share one memory pool: they never run at once.
         """
         graphs = self._local.__dict__.setdefault("graphs", {})
-        graphed = graphs.get(tuple(frames.shape))
+        graphed = graphs.get(tuple(staged.shape))
         if graphed is None:
-            static_frames = frames.clone()
+            static_frames = staged.to(self.device)
             for _ in range(2):  # outside the capture: cuDNN plans, the allocator's first blocks
                 self._device_boxes(static_frames)
             if getattr(self._local, "pool", None) is None:
@@ -207,16 +211,16 @@ class DetectorRuntime:
                 graph, pool=self._local.pool, stream=torch.cuda.current_stream(self.device), capture_error_mode="thread_local"
             ):
                 static_boxes = self._device_boxes(static_frames)
-            graphed = graphs[tuple(frames.shape)] = _GraphedBatch(graph, static_frames, static_boxes)
-        graphed.frames.copy_(frames)
+            graphed = graphs[tuple(staged.shape)] = _GraphedBatch(graph, static_frames, static_boxes)
+        graphed.frames.copy_(staged, non_blocking=True)
         graphed.graph.replay()
         return graphed.boxes
 
-    def _upload(self, parts: Sequence[np.ndarray | torch.Tensor], count: int) -> torch.Tensor:
-        """The frames as one uint8 tensor on the device, padded to `batch_bucket(count)` when padding.
+    def _stage(self, parts: Sequence[np.ndarray | torch.Tensor], count: int) -> torch.Tensor:
+        """The frames as one uint8 host tensor, padded to `batch_bucket(count)` when padding.
 
-        On CUDA the parts are copied once into this thread's pinned buffer and sent asynchronously; the
-        padding rows keep whatever the buffer held (their detections are dropped).
+        On CUDA the parts are copied once into this thread's pinned buffer, from which they go to the
+        device asynchronously; the padding rows keep whatever the buffer held (their detections are dropped).
         """
         tensors = [_as_uint8_tensor(part) for part in parts]
         size = batch_bucket(count) if self.pad_batches else count
@@ -235,7 +239,7 @@ class DetectorRuntime:
         for tensor in tensors:
             staging[start : start + tensor.shape[0]].copy_(tensor)
             start += tensor.shape[0]
-        return staging[:size].to(self.device, non_blocking=True)
+        return staging[:size]
 
     def _stream(self) -> contextlib.AbstractContextManager:
         """This thread's CUDA stream (a null context on CPU)."""
