@@ -29,10 +29,14 @@ def too_young_since(t_s: np.ndarray, since_s: float) -> bool:
 
 def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
-    net velocity over the steps before allows (a standing car cannot be 10 m away 0.8 s later; a step that
-    leapt is no motion of the track's object, so it allows nothing after it), or, with `reversals`, back
-    against its motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity
-    switch, whose trajectory mixes two objects."""
+    net velocity over the steps before allows and, where `LEAP_CONTEXT_STEPS` steps follow it, than their
+    net velocity allows too (a standing car cannot be 10 m away 0.8 s later; a step that leapt is no motion
+    of the track's object, so it allows nothing after it), or, with `reversals`, back against its motion
+    (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose
+    trajectory mixes two objects. A switch breaks the motion on both sides of its step; a fast road user
+    whose track lagged behind it (a Kalman filter born at rest, a box late by a frame, a track found again
+    after a gap on a context of stale steps) steps on as it stepped (seed 218 cam08: a speeder at 70 km/h
+    whose one late point made the next step 0.07 m too long for the steps before it)."""
     keep = t_s >= since_s
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
@@ -45,14 +49,20 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     # asks this of every track on every frame
     step_x, step_y, dts = step_xy[:, 0].tolist(), step_xy[:, 1].tolist(), dt.tolist()
     steps, leapt = step_m.tolist(), leaps.tolist()
-    for i in range(LEAP_CONTEXT_STEPS, len(steps)):
+    def beyond_reach(i: int, context: range) -> bool:
         moved_x = moved_y = moved_s = 0.0
-        for j in range(i - LEAP_CONTEXT_STEPS, i):
+        for j in context:
             if not leapt[j]:
                 moved_x, moved_y, moved_s = moved_x + step_x[j], moved_y + step_y[j], moved_s + dts[j]
-        if moved_s > 0 and not leapt[i]:
-            speed = math.hypot(moved_x, moved_y) / moved_s
-            leapt[i] = steps[i] > speed * dts[i] + 0.5 * MAX_ACCELERATION_MPS2 * dts[i] ** 2 + GROUND_JITTER_M
+        if moved_s <= 0:
+            return False
+        speed = math.hypot(moved_x, moved_y) / moved_s
+        return steps[i] > speed * dts[i] + 0.5 * MAX_ACCELERATION_MPS2 * dts[i] ** 2 + GROUND_JITTER_M
+
+    k = LEAP_CONTEXT_STEPS
+    for i in range(k, len(steps)):
+        if not leapt[i] and beyond_reach(i, range(i - k, i)):
+            leapt[i] = i + k >= len(steps) or beyond_reach(i, range(i + 1, i + k + 1))
     leaps = np.array(leapt, bool)
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])

@@ -69,3 +69,20 @@ def test_jitter_and_slow_creep_are_not_reversals():
     assert not leaps_since(T_S, standing, since_s=T_S[0], reversals=True)
     creeping_back = np.stack([np.zeros(8), -np.arange(8) * 0.3], axis=1)
     assert not leaps_since(T_S, creeping_back, since_s=T_S[0], reversals=True)
+
+
+def test_a_late_point_of_a_fast_car_is_no_leap():
+    """Seed 218 cam08: a speeder at 70 km/h whose box came late at 20.0 s and not at all at 20.2 s; the next
+    step was 0.07 m longer than the steps before allowed. The steps after it go on at the same pace."""
+    t_s = np.array([19.0, 19.2, 19.4, 19.6, 19.8, 20.0, 20.4, 20.6, 20.8, 21.0, 21.2])
+    along = np.array([115.74, 119.47, 124.29, 127.67, 131.46, 133.65, 142.45, 146.53, 150.67, 154.55, 158.4])
+    across = np.array([-215.96, -215.88, -216.0, -215.98, -216.0, -215.45, -215.79, -215.92, -215.97, -215.99, -215.95])
+    xy = np.stack([across, along], axis=1)
+    assert not leaps_since(t_s, xy, since_s=20.4)
+    assert leaps_since(t_s[:7], xy[:7], since_s=20.4), "until steps after it show the pace, it is judged on those before"
+
+
+def test_a_switch_onto_a_car_ahead_leaps_though_both_drive_alike():
+    xy = np.stack([np.zeros(12), np.r_[np.arange(6) * 2.0, 6.0 + np.arange(6, 12) * 2.0]], axis=1)  # 10 m/s, 6 m jump
+    t_s = np.arange(12) * 0.2
+    assert leaps_since(t_s, xy, since_s=t_s[0])
