@@ -423,6 +423,7 @@ NEAR_MISSES = {
         lambda: {1: ("pedestrian", [(LEFT_X_M, 10.0 + 6.0 * k / FPS) for k in range(int(4 * FPS))]
                      + [(LEFT_X_M, 34.0 + 1.2 * k / FPS) for k in range(int(1.5 * FPS))])}, 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
+
     "pedestrian_track_switched_onto_a_car": (pedestrian_track_on_a_car_case, 25, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
@@ -630,6 +631,23 @@ def test_a_small_head_against_the_sky_is_read_by_its_lamps_colour():
     y_plane[95:107, 344:351], u_plane[47:54, 172:176], v_plane[47:54, 172:176] = luma, u, v
     frame = np.concatenate([y_plane, u_plane.reshape(h // 4, w), v_plane.reshape(h // 4, w)])
     assert signal_state(frame, [345.0, 96.0, 350.0, 106.0]) == "g"
+
+
+def test_a_red_lamp_bleeding_into_the_amber_third_reads_red():
+    """A 5x11 px head from a simulated clip (seed 223 cam01, 2 s into a red, H.264): the lit red lamp's chroma
+    reaches the amber third (chroma has half the resolution), where its projection on amber's colour was
+    within 20 of the red third's score: read as unknown, and a red-light runner went unflagged."""
+    luma = [[121, 123, 122, 122, 121], [122, 56, 55, 57, 121], [117, 113, 112, 113, 126], [118, 104, 113, 105, 122],
+            [120, 79, 72, 82, 113], [117, 78, 73, 71, 120], [111, 86, 77, 80, 110], [114, 67, 66, 62, 116],
+            [118, 70, 66, 70, 208], [112, 70, 63, 68, 216], [120, 114, 88, 115, 117]]
+    u = [[125, 125, 128], [91, 91, 131], [82, 82, 132], [104, 104, 130], [130, 130, 127], [125, 125, 124]]
+    v = [[126, 126, 126], [209, 209, 125], [219, 219, 126], [144, 144, 127], [116, 116, 127], [125, 125, 127]]
+    h, w = 360, 640
+    y_plane = np.full((h, w), 115, np.uint8)
+    u_plane, v_plane = np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
+    y_plane[97:108, 346:351], u_plane[48:54, 173:176], v_plane[48:54, 173:176] = luma, u, v
+    frame = np.concatenate([y_plane, u_plane.reshape(h // 4, w), v_plane.reshape(h // 4, w)])
+    assert signal_state(frame, [346.0, 97.0, 351.0, 108.0]) == "r"
 
 
 @pytest.mark.parametrize("region", [[700, 10, 720, 40], [600, 20, 612, 21], [600, 44, 612, 50], [600, 20, 640, 50]])
