@@ -250,9 +250,33 @@ def test_red_lights_only_where_the_stop_line_is_in_view(tiny_city):
     unwatched = [s.id for s in camera.segments if s.id not in watched]
     incidents = [TruthIncident("speeding", camera.id, camera.segments[0].id, 1.0, 2.0, ("v1",))]
     incidents += [TruthIncident("red_light", camera.id, segment_id, 3.0, 3.0, ("v2",)) for segment_id in [*watched, *unwatched]]
-    kept = visible_incidents(incidents, inventory)
+    seen = {camera.id: {"frame_index": np.array([25, 75]), "object_id": np.array(["v1", "v2"]), "visible": np.ones(2)}}
+    kept = visible_incidents(incidents, inventory, seen, fps=25.0)
     assert [i.type for i in kept] == ["speeding"] + ["red_light"] * len(watched)
     assert all(i.segment_id in watched for i in kept if i.type == "red_light")
+
+
+def test_an_incident_counts_only_if_its_road_users_were_seen_near_its_start(tiny_city):
+    """Seed 218 cam06: a motorcycle ran into a car at the far edge of the picture, at most a quarter of it
+    visible within 3 s of the impact."""
+    from casaflow.sim.simulate import INCIDENT_SEEN_S, visible_incidents
+    from casaflow.sim.traffic import TruthIncident
+
+    inventory = load_inventory(tiny_city / "cameras.yaml")
+    camera = inventory.cameras[0]
+    collision = TruthIncident("collision", camera.id, camera.segments[0].id, 10.0, 60.0, ("car", "moto"))
+    fps = 25.0
+    frame_index = np.arange(0, 70 * 25)
+    t_s = frame_index / fps
+    car = np.ones_like(t_s)
+    hidden_moto = np.where(t_s > 40.0, 1.0, 0.24)  # fully in view long after the impact only
+
+    def truth(moto):
+        return {camera.id: {"frame_index": np.r_[frame_index, frame_index], "visible": np.r_[car, moto],
+                            "object_id": np.array(["car"] * len(t_s) + ["moto"] * len(t_s))}}
+    assert visible_incidents([collision], inventory, truth(hidden_moto), fps) == []
+    seen_late = np.where(t_s > 10.0 + INCIDENT_SEEN_S - 0.5, 1.0, 0.24)
+    assert visible_incidents([collision], inventory, truth(seen_late), fps) == [collision]
 
 
 def test_congestion_truth_dates_the_onset_inside_the_window():
