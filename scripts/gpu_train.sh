@@ -36,7 +36,7 @@ run)
   mkdir -p "$out" $work/cache $work/probe $work/run
   ln -s $work/cache $work/probe/frame_cache
   ln -s $work/cache $work/run/frame_cache
-  data=(.gpu-train/seed*)
+  data=(.gpu-train/*/)
   train() { python3 -m cluster.cli train-detector --data "${data[@]}" --frame-step 1 --device "${DEVICE:-cuda}" --eval-every 0 "$@"; }
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
   train --out $work/probe --epochs 1 --max-steps 60 "$@" 2>&1 | tee "$out/probe.log"
