@@ -33,7 +33,7 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
   detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts
-  when it stepped in. A two-wheeler's track walking across the lanes is judged as one on foot;
+  when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
   space-mean speed, so far, once it holds `congestion_min_vehicle_s`: two cars standing for a moment at a
@@ -111,9 +111,6 @@ FOUR_WHEELERS = frozenset({CLASS_IDS["car"], CLASS_IDS["bus"], CLASS_IDS["truck"
 PEDESTRIAN_PACE_S = 3.0
 """A 'pedestrian' is also judged by its net speed over this long: a far cyclist's box jitters and slows
 for a second now and then, while its class flickers to pedestrian."""
-WALKING_MIN_MPS = 0.5
-"""Net pace over `PEDESTRIAN_PACE_S` of a track that walks rather than stands (a standing box's ground point
-jitters by a metre or so)."""
 SPEEDING_LOST_S = 0.5
 """A vehicle unseen this long inside a zone has ended its passage as far as the camera can measure it."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
@@ -545,7 +542,7 @@ class IncidentDetector:
         self._lost = self._lost_vehicles(current, now_s)
         raised: list[Incident] = []
         for history in current:
-            if history.is_vehicle and not self._walking_across(history, now_s):
+            if history.is_vehicle:
                 raised += self._vehicle_rules(history, current, now_s, frame_ts)
             else:
                 raised += self._pedestrian_rule(history, now_s, frame_ts)
@@ -1070,24 +1067,6 @@ class IncidentDetector:
         if abs(along[-1]) > history.length_m + other.length_m + rules.contact_margin_m:
             return None  # after an impact both stand where they met; anchors that crossed long ago were lanes apart
         return float(times[meeting[0]])
-
-    def _walking_across(self, history: _History, now_s: float) -> bool:
-        """Whether a two-wheeler's track walks across the lanes it is in: over the last `PEDESTRIAN_PACE_S`,
-        at `WALKING_MIN_MPS` to `pedestrian_max_speed_mps` net, at least 60 degrees off each lane's direction.
-        No rider crosses a lane sideways at walking pace; a jaywalker seen side-on is read as a motorcycle
-        (seed 217 cam08: 7 s across two lanes at 1.3 m/s, a motorcycle in all but its first five boxes)."""
-        if history.class_id not in TWO_WHEELERS:
-            return False
-        t = history.t_s
-        recent = np.flatnonzero(t >= now_s - PEDESTRIAN_PACE_S)
-        if len(recent) < 2 or t[recent[0]] > now_s - PEDESTRIAN_PACE_S + MAX_GAP_S:
-            return False
-        moved_xy = history.smooth_xy_m[recent[-1]] - history.smooth_xy_m[recent[0]]
-        moved_m, elapsed_s = float(np.linalg.norm(moved_xy)), float(t[recent[-1]] - t[recent[0]])
-        if not WALKING_MIN_MPS * elapsed_s <= moved_m <= self.rules.pedestrian_max_speed_mps * elapsed_s:
-            return False
-        lanes = np.flatnonzero(history.segment_depth_m[-1] >= 0)
-        return lanes.size > 0 and all(abs(float(moved_xy @ self._segment_dir_xy[s])) <= 0.5 * moved_m for s in lanes)
 
     def _pedestrian_rule(self, history: _History, now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules

@@ -362,9 +362,6 @@ CASES = {
         lambda: {1: (["pedestrian" if k < 1.6 * FPS else "motorcycle" for k in range(int(12 * FPS))],
                      pedestrian_case(x0_m=10.0, vx_mps=-1.4, vy_mps=0.0)[1][1])},
         12, None, "pedestrian_on_road", 2.0 / 1.4, 10.0),
-    "pedestrian_read_as_a_motorcycle_throughout": (  # seed 217 cam08: a jaywalker seen side-on
-        lambda: {1: ("motorcycle", pedestrian_case(x0_m=10.0, vx_mps=-1.3, vy_mps=0.0)[1][1])},
-        12, None, "pedestrian_on_road", 2.0 / 1.3, 10.0),
 }
 
 
@@ -426,10 +423,7 @@ NEAR_MISSES = {
         lambda: {1: ("pedestrian", [(LEFT_X_M, 10.0 + 6.0 * k / FPS) for k in range(int(4 * FPS))]
                      + [(LEFT_X_M, 34.0 + 1.2 * k / FPS) for k in range(int(1.5 * FPS))])}, 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
-    "motorcycle_creeping_along_the_lane": (
-        lambda: {1: ("motorcycle", constant(x_m=LEFT_X_M, y0_m=20.0, vy_mps=1.3, seconds=12))}, 12, None),
-    "motorcycle_edging_across_into_the_next_lane": (
-        lambda: {1: ("motorcycle", constant(x_m=LEFT_X_M, y0_m=20.0, vx_mps=0.8, vy_mps=2.0, seconds=4))}, 4, None),
+
     "pedestrian_track_switched_onto_a_car": (pedestrian_track_on_a_car_case, 25, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
