@@ -27,7 +27,7 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood, the two seen
   apart first (one truck can have two boxes): the impact is what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
-  `collision_decel_mps2` needed) and without braking when it vanished there: one box covers both after the
+  `collision_decel_mps2` needed, at `VANISHED_STRIKER_MIN_MPS` or faster) and without braking when it vanished there: one box covers both after the
   impact (not inferred for two-wheelers, which filter past standing traffic and vanish behind it, nor
   where traffic comes towards the camera: there the one behind is hidden by the one ahead as it closes up);
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
@@ -115,6 +115,11 @@ SPEEDING_LOST_S = 0.5
 """A vehicle unseen this long inside a zone has ended its passage as far as the camera can measure it."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
+VANISHED_STRIKER_MIN_MPS = 7.0
+"""A striker inferred from a track that vanished behind a standing vehicle must have been this fast (25 km/h):
+the inference rests on an absence, and cars closing up on a queue at 4.5-5.7 m/s vanished there behind the
+standing car or a neighbour (seeds 216 cam03, 218 cam04); a striker seen standing against the struck one
+(`_collision`) needs only `collision_min_speed_mps`."""
 BRAKING_SPEED_RATIO = 0.8
 """A vehicle whose speed over its last second fell below this fraction of the two seconds before was
 braking for what stood ahead: hidden just behind it, it stopped there far more often than it hit it."""
@@ -1012,7 +1017,7 @@ class IncidentDetector:
             recent = other.t_s >= last_s - 1.0
             speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
             gap_m = along_m - (min(history.length_m, other.length_m) + rules.contact_margin_m)
-            if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < rules.collision_min_speed_mps:
+            if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < VANISHED_STRIKER_MIN_MPS:
                 continue
             if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
                 continue

@@ -416,6 +416,8 @@ NEAR_MISSES = {
     "slow_backward_creep_is_not_wrong_way": (
         lambda: {1: ("car", constant(x_m=LEFT_X_M, y0_m=40.0, vy_mps=-1.0, seconds=25))}, 25, None),
     "slow_car_hidden_behind_a_standing_one": (lambda: vanishing_case(speed_mps=3.0, vanish_y_m=34.0), 10, None),
+    "car_closing_up_on_a_queue_hidden_behind_it": (  # seed 218 cam04: 4.5 m/s, 0.7 m from its bumper
+        lambda: vanishing_case(speed_mps=5.0, vanish_y_m=34.0), 10, None),
     "fast_car_lost_far_behind_a_standing_one": (lambda: vanishing_case(speed_mps=10.0, vanish_y_m=22.0), 10, None),
     "braking_car_hidden_just_behind_a_standing_one": (braking_vanishing_case, 10, None),
     "cyclist_read_as_pedestrian": (lambda: pedestrian_case(x0_m=LEFT_X_M, vx_mps=0.0, vy_mps=6.0), 6, None),
