@@ -616,6 +616,20 @@ def test_signal_state_reads_the_lit_lamp(state, lighting):
     assert signal_state(signal_image(state, lit), SIGNAL_REGION) == state
 
 
+def frame_with_head(luma: list, u: list, v: list, *, luma_at: tuple[int, int], chroma_at: tuple[int, int],
+                    background: int) -> np.ndarray:
+    """A 640x360 YUV420 frame of flat grey with a head cut from a real clip: its luma rows and columns from
+    `luma_at`, its chroma from `chroma_at` (half-resolution row, column)."""
+    h, w = 360, 640
+    y_plane = np.full((h, w), background, np.uint8)
+    u_plane, v_plane = np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
+    (row, col), (chroma_row, chroma_col) = luma_at, chroma_at
+    y_plane[row : row + len(luma), col : col + len(luma[0])] = luma
+    u_plane[chroma_row : chroma_row + len(u), chroma_col : chroma_col + len(u[0])] = u
+    v_plane[chroma_row : chroma_row + len(v), chroma_col : chroma_col + len(v[0])] = v
+    return np.concatenate([y_plane, u_plane.reshape(h // 4, w), v_plane.reshape(h // 4, w)])
+
+
 def test_a_small_head_against_the_sky_is_read_by_its_lamps_colour():
     """A 5x10 px head from a simulated clip (seed 204 cam04, green, H.264): bright sky in its right column
     and the green lamp's chroma spread over two thirds."""
@@ -627,11 +641,7 @@ def test_a_small_head_against_the_sky_is_read_by_its_lamps_colour():
          [127, 125, 125, 126], [127, 127, 127, 127]]
     v = [[128, 129, 129, 128], [129, 133, 133, 129], [129, 135, 135, 129], [129, 135, 135, 129], [129, 56, 56, 129],
          [129, 58, 58, 129], [127, 133, 133, 129]]
-    h, w = 360, 640
-    y_plane = np.full((h, w), 110, np.uint8)
-    u_plane, v_plane = np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
-    y_plane[95:107, 344:351], u_plane[47:54, 172:176], v_plane[47:54, 172:176] = luma, u, v
-    frame = np.concatenate([y_plane, u_plane.reshape(h // 4, w), v_plane.reshape(h // 4, w)])
+    frame = frame_with_head(luma, u, v, luma_at=(95, 344), chroma_at=(47, 172), background=110)
     assert signal_state(frame, [345.0, 96.0, 350.0, 106.0]) == "g"
 
 
@@ -644,11 +654,7 @@ def test_a_red_lamp_bleeding_into_the_amber_third_reads_red():
             [118, 70, 66, 70, 208], [112, 70, 63, 68, 216], [120, 114, 88, 115, 117]]
     u = [[125, 125, 128], [91, 91, 131], [82, 82, 132], [104, 104, 130], [130, 130, 127], [125, 125, 124]]
     v = [[126, 126, 126], [209, 209, 125], [219, 219, 126], [144, 144, 127], [116, 116, 127], [125, 125, 127]]
-    h, w = 360, 640
-    y_plane = np.full((h, w), 115, np.uint8)
-    u_plane, v_plane = np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8)
-    y_plane[97:108, 346:351], u_plane[48:54, 173:176], v_plane[48:54, 173:176] = luma, u, v
-    frame = np.concatenate([y_plane, u_plane.reshape(h // 4, w), v_plane.reshape(h // 4, w)])
+    frame = frame_with_head(luma, u, v, luma_at=(97, 346), chroma_at=(48, 173), background=115)
     assert signal_state(frame, [346.0, 97.0, 351.0, 108.0]) == "r"
 
 
