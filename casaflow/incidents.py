@@ -27,9 +27,10 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood, the two seen
   apart first (one truck can have two boxes): the impact is what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
-  `collision_decel_mps2` needed, at `VANISHED_STRIKER_MIN_MPS` or faster) and without braking when it vanished there: one box covers both after the
-  impact (not inferred for two-wheelers, which filter past standing traffic and vanish behind it, nor
-  where traffic comes towards the camera: there the one behind is hidden by the one ahead as it closes up);
+  `collision_decel_mps2` needed, at `VANISHED_STRIKER_MIN_MPS` or faster) and without braking when it
+  vanished there: one box covers both after the impact (not inferred for two-wheelers, which filter past
+  standing traffic and vanish behind it, nor where traffic comes towards the camera: there the one behind
+  is hidden by the one ahead as it closes up);
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
   detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts

@@ -49,6 +49,7 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     # asks this of every track on every frame
     step_x, step_y, dts = step_xy[:, 0].tolist(), step_xy[:, 1].tolist(), dt.tolist()
     steps, leapt = step_m.tolist(), leaps.tolist()
+
     def beyond_reach(i: int, context: range) -> bool:
         moved_x = moved_y = moved_s = 0.0
         for j in context:
