@@ -133,16 +133,18 @@ def visible_incidents(incidents: list, inventory: Inventory, frames_truth: Mappi
         fps: Frame rate of the frame indices.
     """
     watched = {(line.segment_id, camera.id) for camera in inventory.cameras for line in camera.stop_lines}
+    visible = {  # per camera: the times and ids of its boxes at least MIN_INCIDENT_VISIBLE visible
+        camera_id: (np.asarray(truth["frame_index"])[shown] / fps, np.asarray(truth["object_id"])[shown].astype(str))
+        for camera_id, truth in frames_truth.items()
+        for shown in [np.asarray(truth["visible"]) >= MIN_INCIDENT_VISIBLE]
+    }
     kept = []
     for incident in incidents:
         if incident.type == "red_light" and (incident.segment_id, incident.camera_id) not in watched:
             continue
-        truth = frames_truth.get(incident.camera_id)
-        if incident.object_ids and truth is not None:
-            t_s = np.asarray(truth["frame_index"]) / fps
-            near = (np.abs(t_s - incident.start_s) <= INCIDENT_SEEN_S) & (np.asarray(truth["visible"]) >= MIN_INCIDENT_VISIBLE)
-            seen = set(np.asarray(truth["object_id"])[near].astype(str).tolist())
-            if not seen.issuperset(incident.object_ids):
+        if incident.object_ids and incident.camera_id in visible:
+            t_s, object_id = visible[incident.camera_id]
+            if not set(object_id[np.abs(t_s - incident.start_s) <= INCIDENT_SEEN_S].tolist()).issuperset(incident.object_ids):
                 continue
         kept.append(incident)
     return kept
