@@ -425,7 +425,6 @@ NEAR_MISSES = {
         lambda: {1: ("pedestrian", [(LEFT_X_M, 10.0 + 6.0 * k / FPS) for k in range(int(4 * FPS))]
                      + [(LEFT_X_M, 34.0 + 1.2 * k / FPS) for k in range(int(1.5 * FPS))])}, 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
-
     "pedestrian_track_switched_onto_a_car": (pedestrian_track_on_a_car_case, 25, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
