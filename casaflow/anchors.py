@@ -11,8 +11,11 @@ that is seen end-on and keeps its centre. Other classes keep the bottom centre.
 A box cut by the picture's left or right edge shows only part of the road user, whose footprint lies
 further out than the visible part's centre: its anchor is put on that edge. A car queued on a cross
 street, half out of the picture, otherwise stood inside the next lane's zone: measured for minutes as a
-standing car in free-flowing traffic (LOS A read as D). Where such a footprint is unknown, its motion is
-too: `cut_by_edge` tells which boxes (left, right or bottom edge) give no trajectory point.
+standing car in free-flowing traffic (LOS A read as D). A box cut by the bottom edge as well belongs to a
+road user passing right in front of the camera, whose footprint runs out of the picture below it: its
+bottom centre stays in its lane, the side edge does not (a bus queued beside the pole, cut by the left and
+bottom edges, stood in the oncoming lanes and read them as jammed). Where such a footprint is unknown, its
+motion is too: `cut_by_edge` tells which boxes (left, right or bottom edge) give no trajectory point.
 """
 
 from __future__ import annotations
@@ -63,12 +66,13 @@ class GroundAnchors:
 
     def image_points(self, xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
         """(n, 2) anchors `u, v` for (n, 4) boxes: the near end's centre on the bottom edge, or the bottom
-        centre for a box in no segment's zone (no road axis to reason with); on the picture's edge for a box
-        cut by it."""
+        centre for a box in no segment's zone (no road axis to reason with); on the picture's side edge for a
+        box cut by it and not by the bottom edge."""
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         anchors = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
         self._place_near_ends(xyxy, np.asarray(class_id, np.int64), anchors)
-        left, right, _ = self._cut_sides(xyxy)
+        left, right, bottom = self._cut_sides(xyxy)
+        left, right = left & ~bottom, right & ~bottom
         anchors[left, 0] = 0.0
         if self.image_size_px is not None:
             anchors[right, 0] = self.image_size_px[0]

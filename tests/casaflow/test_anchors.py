@@ -14,10 +14,10 @@ PINHOLE = PinholeCamera(x_m=20.0, y_m=0, height_m=8, yaw_deg=-25, pitch_deg=15, 
 NORTH_X_M, SOUTH_X_M = (0.0, 7.0), (-7.0, 0.0)
 
 
-def segment(name: str, lanes_x_m: tuple[float, float], direction_deg: float) -> Segment:
+def segment(name: str, lanes_x_m: tuple[float, float], direction_deg: float, pinhole: PinholeCamera = PINHOLE) -> Segment:
     zone = np.array([[lanes_x_m[0], 8.0], [lanes_x_m[1], 8.0], [lanes_x_m[1], 90.0], [lanes_x_m[0], 90.0]])
-    line = PINHOLE.ground_to_image(np.array([[lanes_x_m[0], 40.0], [lanes_x_m[1], 40.0]]))
-    return Segment(id=f"cam.{name}", zone=project_ground_polygon(PINHOLE, zone).tolist(), count_line=line.tolist(),
+    line = pinhole.ground_to_image(np.array([[lanes_x_m[0], 40.0], [lanes_x_m[1], 40.0]]))
+    return Segment(id=f"cam.{name}", zone=project_ground_polygon(pinhole, zone).tolist(), count_line=line.tolist(),
                    direction_deg=direction_deg, lanes=2, length_m=82.0, speed_limit_kmh=50, geometry=[[0, 0], [0, 0.001]])
 
 
@@ -74,3 +74,20 @@ def test_a_box_cut_by_the_pictures_edge_stands_on_that_edge():
     assert np.allclose(anchors.image_points(boxes, cars), [[0.0, 240.0], [0.0, 240.0], [640.0, 240.0], [330.0, 240.0]])
     entering_from_below = [300.0, 250.0, 380.0, 358.0]
     assert anchors.cut_by_edge(np.vstack([boxes, entering_from_below])).tolist() == [True, True, True, False, True]
+
+
+def test_a_bus_beside_the_pole_cut_by_the_side_and_bottom_edges_stays_in_its_lane():
+    """Looking along the road from a pole beside it: a bus queued at the foot of the pole fills the picture's
+    bottom-left corner. Put on the left edge, its anchor would stand in the oncoming lane."""
+    pole = PinholeCamera(x_m=6.0, y_m=0, height_m=7, yaw_deg=0, pitch_deg=14, focal_px=400, width_px=640, height_px=360)
+    camera = Camera(id="cam", url="x.mp4", lon=0, lat=0, calibration=Calibration(homography=pole.homography_image_to_ground.tolist()),
+                    segments=[segment("north", (0.0, 3.5), 0.0, pole), segment("south", (-3.5, 0.0), 180.0, pole)])
+    xs = 1.75 + np.array([-1, 1]) * 2.55 / 2
+    ys = 11.0 + np.array([-1, 1]) * 12.0 / 2
+    uv, _ = pole.project(np.array([[x, y, z] for x in xs for y in ys for z in (0.0, 3.2)]))
+    box = np.clip([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()], 0, [640, 360, 640, 360])
+    anchors = GroundAnchors.for_camera(camera)
+    anchors.image_size_px = (640, 360)
+    assert box[0] == 0 and box[3] == 360 and anchors.cut_by_edge(box[None]).tolist() == [True]
+    anchor_xy = anchors.ground_points(box[None], np.array([CLASS_IDS["bus"]]))[0]
+    assert 0.0 < anchor_xy[0] < 3.5, "in the bus's own lane, not beyond the road's centre line"
