@@ -4,7 +4,7 @@ The measures follow the history contract (DESIGN.md). A vehicle is in a zone whe
 is (as the simulator's truth places it): half a typical length on from its anchor, the near end:
 - `vehicle_count`: tracks whose ground anchor (`casaflow.anchors`) crosses the segment's count line,
   each track counted once per segment, pedestrians excluded; a track lost just before the line at speed
-  and not seen again crossed it hidden;
+  and not seen again crossed it hidden, and so did one first seen just past the line, driving on;
 - `mean_speed_kmh`: space-mean speed = distance travelled by vehicles in the zone / the time they spent in
   it (Edie's definitions). A track's distance in a window is its displacement along the segment's
   direction, summed over its frames, so that the jitter of a box's ground point telescopes (it only counts
@@ -56,6 +56,17 @@ UNSEEN_CROSSING_WAIT_S = 1.0
 """A track lost at most REACH before the count line, driving towards it at MIN or faster, and not seen
 again WAIT after it would have reached the line, crossed it hidden. MIN is a queue creeping on (a standing
 car's box jitters at well under it): in a jam the queue in the nearer lanes hides the line."""
+
+EMERGED_REACH_M = 20.0
+EMERGED_MIN_M = 4.0
+EMERGED_HIDDEN_S = 2.0
+"""A vehicle first seen at most REACH past a count line that nearer vehicles have hidden for HIDDEN
+(`line_hidden`), that continues no lost track and is no second box on a tracked vehicle (none within
+STITCH_RADIUS_M), crossed the line hidden: counted once it has driven MIN on along the segment at
+UNSEEN_CROSSING_MIN_MPS or faster. Buses queued in the nearer lanes hide the far end of the oncoming lanes,
+count line and all, for minutes; the oncoming cars come into sight beside them. With the line in sight, or
+hidden for a moment by a vehicle going by, a track born past it is a vehicle found again (a queue's tracks
+are lost and found as it moves off), not one more vehicle."""
 
 HIDDEN_STANDING_MPS = 0.5
 HIDDEN_HOLD_S = 20.0
@@ -145,6 +156,9 @@ class SegmentMeter:
         self._frame_s: float | None = None
         self._crossings: dict[str, deque] = {s.id: deque() for s in camera.segments}
         self._counted: dict[str, dict[int, float]] = {s.id: {} for s in camera.segments}
+        self._emerged: dict[str, dict[int, tuple[float, np.ndarray]]] = {s.id: {} for s in camera.segments}
+        """Per segment, the tracks first seen past its count line (`EMERGED_*`): when and where."""
+        self._line_hidden_since: dict[str, float] = {}
 
     def update(self, ts: datetime, detections: Detections) -> list[SegmentWindow]:
         """Feed one analysed frame; returns the windows that closed before `ts`."""
@@ -153,6 +167,11 @@ class SegmentMeter:
         closed = self._advance(ts)
         t_s = ts.timestamp()
         vehicles = detections[detections.class_id != PEDESTRIAN]
+        for geometry in self._segments:
+            if line_hidden(geometry.line_uv, vehicles.xyxy):
+                self._line_hidden_since.setdefault(geometry.segment.id, t_s)
+            else:
+                self._line_hidden_since.pop(geometry.segment.id, None)
         ground_xy = np.zeros((0, 2))
         if len(vehicles):
             anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
@@ -162,7 +181,7 @@ class SegmentMeter:
                     self._leg[track_id] = self._leg.get(track_id, 0) + 1
             for geometry in self._segments:
                 inside = self._inside(geometry, anchors_uv, ground_xy, vehicles.class_id)
-                self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, inside, t_s)
+                self._measure_segment(geometry, vehicles, anchors_uv, ground_xy, inside, t_s)
             for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
                 previous = self._last.get(track_id)
                 if previous is not None and 0 < t_s - previous[0] <= MAX_GAP_S:
@@ -198,7 +217,8 @@ class SegmentMeter:
         self._window_end = None
         return closed
 
-    def _measure_segment(self, geometry, track_ids, class_ids, anchors_uv, ground_xy, inside, t_s: float) -> None:
+    def _measure_segment(self, geometry, vehicles: Detections, anchors_uv, ground_xy, inside, t_s: float) -> None:
+        track_ids, class_ids = vehicles.tracker_id, vehicles.class_id
         totals = self._totals[geometry.segment.id]
         counted = self._counted[geometry.segment.id]
         from_line_m = np.abs((ground_xy - geometry.line_mid_xy) @ geometry.direction_xy)
@@ -206,7 +226,8 @@ class SegmentMeter:
             previous = self._last.get(track_id)
             if previous is None:
                 if inside[k]:
-                    self._stitch(geometry, track_id, int(class_ids[k]), ground_xy[k], t_s, track_ids)
+                    others_xy = ground_xy[inside & (track_ids != track_id)]
+                    self._stitch(geometry, track_id, int(class_ids[k]), ground_xy[k], t_s, track_ids, others_xy)
                 continue
             if t_s - previous[0] > COUNT_MAX_GAP_S:
                 continue
@@ -223,6 +244,8 @@ class SegmentMeter:
             if along_m > 0 and track_id not in counted and segments_cross(previous[1], anchors_uv[k], *geometry.line_uv):
                 counted[track_id] = t_s
                 self._count(geometry, int(class_ids[k]), ground_xy[k], t_s)
+            elif track_id in self._emerged[geometry.segment.id] and track_id not in counted:
+                self._count_emerged(geometry, track_id, int(class_ids[k]), ground_xy[k], t_s)
 
     def _inside(self, geometry: _SegmentGeometry, anchors_uv: np.ndarray, ground_xy: np.ndarray, class_ids) -> np.ndarray:
         """Which vehicles are in the segment's zone, for its vehicle-time and distance: where the footprint's
@@ -274,10 +297,12 @@ class SegmentMeter:
         totals.crossings += 1
         totals.class_counts[class_id] += 1
 
-    def _stitch(self, geometry, track_id: int, class_id: int, xy: np.ndarray, t_s: float, current_ids: np.ndarray) -> None:
+    def _stitch(self, geometry, track_id: int, class_id: int, xy: np.ndarray, t_s: float, current_ids: np.ndarray,
+                others_xy: np.ndarray) -> None:
         """A new track in the zone: find the lost track it continues (the nearest constant-velocity
         prediction, in the lane, not well behind it). The continuation of a counted vehicle is not counted
-        again; one born past the line that continues a vehicle lost before it crossed unseen: counted."""
+        again; one born past the line that continues a vehicle lost before it crossed unseen: counted. One
+        born just past the line that continues nothing may have crossed it hidden (`EMERGED_*`)."""
         counted = self._counted[geometry.segment.id]
         direction = geometry.direction_xy
         best, best_miss_m = None, math.inf
@@ -297,14 +322,28 @@ class SegmentMeter:
                 and miss_m < best_miss_m
             ):
                 best, best_miss_m = other, miss_m
+        past_m = float((xy - geometry.line_mid_xy) @ direction)
         if best is None:
+            alone = not (np.linalg.norm(others_xy - xy, axis=1) <= STITCH_RADIUS_M).any()
+            hidden_s = t_s - self._line_hidden_since.get(geometry.segment.id, t_s)
+            if 0 < past_m <= EMERGED_REACH_M and alone and hidden_s >= EMERGED_HIDDEN_S:
+                self._emerged[geometry.segment.id][track_id] = (t_s, xy)
             return
-        past_line = float((xy - geometry.line_mid_xy) @ direction) > 0
+        past_line = past_m > 0
         lost_before_line = float((self._last[best][2] - geometry.line_mid_xy) @ direction) < 0
         if best in counted or (past_line and not lost_before_line):
             counted[track_id] = t_s  # the vehicle was counted, or is past the line without crossing it
         elif past_line:
             counted[best] = counted[track_id] = t_s
+            self._count(geometry, class_id, xy, t_s)
+
+    def _count_emerged(self, geometry, track_id: int, class_id: int, xy: np.ndarray, t_s: float) -> None:
+        """Counts a track first seen past the line (`EMERGED_*`) once it has driven on at speed."""
+        born_s, born_xy = self._emerged[geometry.segment.id][track_id]
+        along_m = float((xy - born_xy) @ geometry.direction_xy)
+        if along_m >= EMERGED_MIN_M and along_m >= UNSEEN_CROSSING_MIN_MPS * (t_s - born_s):
+            del self._emerged[geometry.segment.id][track_id]
+            self._counted[geometry.segment.id][track_id] = t_s
             self._count(geometry, class_id, xy, t_s)
 
     def _count_unseen_crossings(self, t_s: float) -> None:
@@ -372,6 +411,9 @@ class SegmentMeter:
         for counted in self._counted.values():
             for track_id in [t for t, when in counted.items() if t_s - when > 600.0]:
                 del counted[track_id]
+        for emerged in self._emerged.values():
+            for track_id in [t for t in emerged if t not in self._last]:
+                del emerged[track_id]
 
 
 def _speed_kmh(totals: _Totals) -> float | None:
@@ -379,6 +421,17 @@ def _speed_kmh(totals: _Totals) -> float | None:
     if totals.vehicle_seconds <= 0:
         return None
     return max(totals.metres, 0.0) / totals.vehicle_seconds * 3.6
+
+
+def line_hidden(line_uv: np.ndarray, xyxy: np.ndarray) -> bool:
+    """Whether vehicles nearer than a count line hide at least half of it: boxes whose upper half covers
+    it. A vehicle standing on the line (a queue at it) covers it with the lower half of its box."""
+    points = line_uv[0] + np.linspace(0.0, 1.0, 9)[:, None] * (line_uv[1] - line_uv[0])
+    u, v = points[:, 0], points[:, 1]
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)[:, None, :]
+    middle = (boxes[..., 1] + boxes[..., 3]) / 2
+    covered = (boxes[..., 0] <= u) & (u <= boxes[..., 2]) & (boxes[..., 1] <= v) & (v < middle)
+    return bool(covered.any(axis=0).mean() >= 0.5)
 
 
 def window_end_for(ts: datetime, window_s: float) -> datetime:

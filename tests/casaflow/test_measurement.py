@@ -21,6 +21,7 @@ ZONE_Y_M = (15.0, 60.0)
 LANE_X_M = (1.0, 8.0)
 START = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 FPS = 5.0
+STANDING_ID = 999
 
 
 def camera() -> Camera:
@@ -54,16 +55,19 @@ def box_at(x_m: float, y_m: float, jitter_px: float = 0.0, rng=None) -> list[flo
     return [u - 10, v - 12, u + 10, v]
 
 
-def run(tracks: dict[int, list[tuple[float, float] | None]], *, cls: str = "car", seconds: float, jitter_px: float = 0.0):
-    """tracks: id -> per-frame ground position (None: not seen). Returns every closed window."""
+def run(tracks: dict[int, list[tuple[float, float] | None]], *, cls: str = "car", seconds: float, jitter_px: float = 0.0,
+        standing_box: list[float] | None = None, standing_from_s: float = 0.0):
+    """tracks: id -> per-frame ground position (None: not seen); standing_box: one more track's box, the
+    same in every frame from `standing_from_s` on. Returns every closed window."""
     rng = np.random.default_rng(0)
     meter = SegmentMeter(camera(), window_s=60)
     windows = []
     for k in range(int(seconds * FPS)):
         ts = START + timedelta(seconds=k / FPS)
-        rows = [(tid, pos[k]) for tid, pos in tracks.items() if k < len(pos) and pos[k] is not None]
+        rows = [(tid, box_at(*pos[k], jitter_px, rng)) for tid, pos in tracks.items() if k < len(pos) and pos[k] is not None]
+        rows += [(STANDING_ID, standing_box)] if standing_box is not None and k / FPS >= standing_from_s else []
         detections = Detections(
-            xyxy=np.array([box_at(*p, jitter_px, rng) for _, p in rows], np.float32).reshape(-1, 4),
+            xyxy=np.array([box for _, box in rows], np.float32).reshape(-1, 4),
             confidence=np.ones(len(rows)),
             class_id=np.full(len(rows), CLASS_IDS[cls]),
             tracker_id=np.array([tid for tid, _ in rows]),
@@ -172,9 +176,30 @@ def test_stitching_neither_double_counts_nor_takes_another_lane():
     (window,) = run({1: before, 2: after}, seconds=20)
     assert window.vehicle_count == 1, "counted on crossing; its continuation is not another vehicle"
     lost, _ = split(constant(36.0, seconds=20), hidden_from_y_m=20.0, hidden_s=1.0)
-    other_lane = [None] * int(3.8 * FPS) + constant(36.0, start_y_m=38.5, x_m=7.5, seconds=10)
+    other_lane = [None] * int(5.8 * FPS) + constant(36.0, start_y_m=58.0, x_m=7.5, seconds=10)
     (window,) = run({1: lost, 2: other_lane}, seconds=20)
     assert window.vehicle_count == 0, "a vehicle born in the next lane does not continue the lost one"
+
+
+def test_a_vehicle_first_seen_just_past_a_hidden_line_driving_on_crossed_it():
+    line_uv = np.asarray(camera().segments[0].count_line)
+    bus_beside_the_pole = [float(line_uv[:, 0].min()) - 5, float(line_uv[:, 1].min()) - 20, float(line_uv[:, 0].max()) + 5, 359.0]
+    emerging = [None] * int(4.2 * FPS) + constant(36.0, seconds=20)[int(4.2 * FPS):]
+    (window,) = run({1: emerging}, seconds=20, standing_box=bus_beside_the_pole)
+    assert window.vehicle_count == 1, "first seen 4.5 m past the hidden line at 36 km/h"
+    (window,) = run({1: emerging}, seconds=20)
+    assert window.vehicle_count == 0, "with the line in sight, a track born past it is a vehicle found again"
+    (window,) = run({1: emerging}, seconds=20, standing_box=bus_beside_the_pole, standing_from_s=3.0)
+    assert window.vehicle_count == 0, "the line hidden for a moment, by a vehicle going by"
+    standing = [(4.5, 42.0)] * int(20 * FPS)
+    (window,) = run({1: standing}, seconds=20, standing_box=bus_beside_the_pole)
+    assert window.vehicle_count == 0, "a box standing past the line crossed nothing"
+    late = [None] * int(6.0 * FPS) + constant(36.0, seconds=20)[int(6.0 * FPS):]
+    (window,) = run({1: late}, seconds=20, standing_box=bus_beside_the_pole)
+    assert window.vehicle_count == 0, "first seen 22.5 m past the line: it may have come from a side street"
+    second_box = [None] * int(4.2 * FPS) + constant(36.0, x_m=5.0, seconds=20)[int(4.2 * FPS):]
+    (window,) = run({1: constant(36.0, seconds=20), 2: second_box}, seconds=20, standing_box=bus_beside_the_pole)
+    assert window.vehicle_count == 1, "a second box on a counted vehicle is not another vehicle"
 
 
 def test_two_tracks_on_one_vehicle_count_once_and_side_by_side_vehicles_twice():
