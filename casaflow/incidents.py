@@ -15,10 +15,11 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   driving away from the camera) crosses a stop line at `red_light_min_speed_mps` or more (net) and goes
   `red_light_past_m` beyond it while the signal, read from its image region or an external feed, is red;
   starts at the crossing (a queue standing at the line jitters across it without moving);
-- `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while other traffic moves past
-  it, with no stationary vehicle just ahead in its lane (a queue), no standing traffic ahead (a jam), the
-  road ahead in view for a queue's gap, and no red signal holding it for the last `stopped_clear_s` (a
-  queue ahead that loses its track for a moment does not make a breakdown); starts when it stood;
+- `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while the segment's other
+  traffic moves past it, with no stationary vehicle just ahead in its lane (a queue), no standing traffic
+  ahead (a jam), the road ahead in view for a queue's gap, and no red signal holding it for the last
+  `stopped_clear_s` (a queue ahead that loses its track for a moment does not make a breakdown); starts
+  when it stood;
 - `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`, neither queued nor
   stuck in a jam for the last `stopped_clear_s` (one held up behind a standing vehicle follows it off when
   it leaves); starts at the stop plus the allowed time;
@@ -908,14 +909,16 @@ class IncidentDetector:
         return False
 
     def _passers(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, stood_s: float) -> int:
-        """Vehicles that drove past stop_xy, in segment s's direction, since stood_s."""
+        """Vehicles that drove past stop_xy, in segment s's direction, since stood_s: traffic of segment s,
+        seen in its zone at least once. On a one-lane road they overtake through the oncoming lanes; a
+        wrong-way driver there, never in the zone, passes nothing."""
         direction = self._segment_dir_xy[s]
         count = 0
         for other in self._histories.values():
             if other is history or not other.is_vehicle:
                 continue
             keep = other.t_s >= stood_s
-            if keep.sum() < 2:
+            if keep.sum() < 2 or not (other.segment_depth_m[keep, s] >= 0).any():
                 continue
             rel = other.xy_m[keep] - stop_xy
             along = rel @ direction

@@ -9,9 +9,10 @@ stay quiet: a queue at a red light, limit + 5 km/h, a pedestrian on the sidewalk
 standing too near the end of the view to see the road ahead, braking hard from a speed for a red, a short
 stop in a no-stopping zone, a jam through it, normal braking behind a stopped car, a car creeping up
 behind one that braked hard seconds before, a car braking for a standing one and hidden just behind it,
-crossing on green, free-flowing traffic, two cars of a red queue's tail standing for a moment. A stopped
-car found again under a new track id stays one incident. signal_state reads the lit lamp of a synthetic
-head; ids are deterministic across reruns; thresholds are validated and overridable per camera.
+crossing on green, free-flowing traffic, two cars of a red queue's tail standing for a moment, a car
+standing while only a wrong-way driver in the oncoming lane goes by. A stopped car found again under a
+new track id stays one incident. signal_state reads the lit lamp of a synthetic head; ids are
+deterministic across reruns; thresholds are validated and overridable per camera.
 """
 
 from collections.abc import Callable
@@ -387,6 +388,9 @@ NEAR_MISSES = {
         lambda: {1: ("car", drive(speed_kmh=36, seconds=40, stop_at_s={51.0: 100.0})),
                  **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}, 40, None),
     "queue_ahead_lost_for_a_moment_is_not_stopped": (queue_ahead_lost_case, 40, None),
+    "standing_while_a_wrong_way_driver_passes_in_the_oncoming_lane": (  # seed 218 cam06: its queue ahead unseen
+        lambda: {1: ("car", drive(speed_kmh=36, seconds=40, stop_at_s={30.0: 100.0})),
+                 2: ("car", constant(x_m=-1.75, y0_m=5.0, vy_mps=10.0, seconds=40, start_s=15.0))}, 40, None),
     "short_stop_in_no_stopping_zone": (lambda: illegal_stopping_case(20.0), 50, None),
     "standing_in_a_jam_through_the_no_stopping_zone": (jam_through_no_stopping_case, 75, None),
     "limit_plus_5_is_not_speeding": (
