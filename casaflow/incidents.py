@@ -3,11 +3,11 @@
 Every rule reads the tracks' ground trajectories (metres, the camera's homography) against the
 inventory's zones, mapped once from the image to the ground, for the tracks detected at least once with
 `min_track_confidence` (the meter counts fainter tracks too; an alert needs an object someone can see):
-- `speeding`: the speed along the segment over a passage through its zone (entry to exit, or to where the
-  track was lost), fitted over at least `speeding_distance_m` without an identity switch, above the limit
-  plus `speeding_tolerance_kmh`: a section speed, so a driver braking hard from a speed into a queue
-  ahead is judged on the section, not on its first metres; raised as the vehicle leaves the zone (or
-  `SPEEDING_LOST_S` after it was lost in it); starts at zone entry;
+- `speeding`: the speed along the segment over the passage of its front through its zone (entry to exit,
+  or to where the track was lost), fitted over at least `speeding_distance_m` without an identity switch,
+  above the limit plus `speeding_tolerance_kmh`: a section speed, so a driver braking hard from a speed
+  into a queue ahead is judged on the section, not on its first metres; raised as the vehicle leaves the
+  zone (or `SPEEDING_LOST_S` after it was lost in it); starts at zone entry;
 - `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone,
   at `wrong_way_min_speed_mps` or more, half of it at least in view (not in one leap over a gap in the
   track) and without an identity switch; starts at zone entry;
@@ -408,6 +408,9 @@ class _History:
     xy_m: np.ndarray
     segment_depth_m: np.ndarray
     """(n, segments) signed depth inside each segment's zone."""
+    front_depth_m: np.ndarray
+    """(n, segments) the same for the front, a typical length ahead of the anchor for traffic driving away
+    from the camera (the anchor is its rear): where a speed trap, and the simulator's truth, time a passage."""
     no_stopping_depth_m: np.ndarray
     """(n, zones) signed depth inside each no-stopping zone."""
     stop_offset_m: np.ndarray
@@ -624,6 +627,7 @@ class IncidentDetector:
             t_s=np.empty(0),
             xy_m=np.empty((0, 2)),
             segment_depth_m=np.empty((0, len(self._segment_ids))),
+            front_depth_m=np.empty((0, len(self._segment_ids))),
             no_stopping_depth_m=np.empty((0, len(self._no_stopping))),
             stop_offset_m=np.empty((0, len(self._stop_lines))),
             stop_lateral=np.empty((0, len(self._stop_lines))),
@@ -633,6 +637,10 @@ class IncidentDetector:
         xy = points[:, 1:3]
         n = len(points)
         seg = np.stack([inside_depth_m(xy, zone) for zone in self._segment_zone_xy], axis=1)
+        front = np.stack([
+            depth if towards else inside_depth_m(xy + history.length_m * direction, zone)
+            for depth, zone, direction, towards in zip(seg.T, self._segment_zone_xy, self._segment_dir_xy, self._segment_towards_camera)
+        ], axis=1)
         nostop = (
             np.stack([inside_depth_m(xy, zone) for zone in self._no_stopping_xy], axis=1)
             if self._no_stopping
@@ -648,6 +656,7 @@ class IncidentDetector:
         history.t_s = np.concatenate([history.t_s[keep], points[:, 0]])
         history.xy_m = np.concatenate([history.xy_m[keep], xy])
         history.segment_depth_m = np.concatenate([history.segment_depth_m[keep], seg])
+        history.front_depth_m = np.concatenate([history.front_depth_m[keep], front])
         history.no_stopping_depth_m = np.concatenate([history.no_stopping_depth_m[keep], nostop])
         history.stop_offset_m = np.concatenate([history.stop_offset_m[keep], offset])
         history.stop_lateral = np.concatenate([history.stop_lateral[keep], lateral])
@@ -698,16 +707,18 @@ class IncidentDetector:
             if self._wrong_way(history, s, run, xy[run:] @ self._segment_dir_xy[s]):
                 raised += self._raise_once("wrong_way", [history.track_id], lambda s=s, run=run: self._incident(
                     "wrong_way", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1]))
+        front_inside = history.front_depth_m >= 0
         if len(t) >= 2:
-            for s in np.flatnonzero(inside[-2] & ~inside[-1]):
-                raised += self._speeding(history, s, trailing_run_start(inside[:-1, s]), len(t) - 1, frame_ts)
+            for s in np.flatnonzero(front_inside[-2] & ~front_inside[-1]):
+                raised += self._speeding(history, s, trailing_run_start(front_inside[:-1, s]), len(t) - 1, frame_ts)
         raised += self._red_light(history, frame_ts)
         if len(t) >= 2:
             raised += self._stationary_rules(history, current, now_s, frame_ts)
         return raised
 
     def _speeding(self, history: _History, s: int, start: int, end: int, frame_ts: datetime) -> list[Incident]:
-        """Judges the passage through segment `s`'s zone made of the history's points `start` to `end` - 1. Most
+        """Judges the passage of the front through segment `s`'s zone made of the history's points `start` to
+        `end` - 1: a vehicle slowing down, driving away, is timed over the stretch its front drove. Most
         of its steps must be as fast (their median at least half the fitted speed): a young track's leap onto
         another vehicle, which `leaps_since` cannot tell from motion yet, is one long step among short ones."""
         rules = self.rules
@@ -734,9 +745,9 @@ class IncidentDetector:
             lost_s = history.t_s[-1] + SPEEDING_LOST_S if len(history.t_s) else math.inf
             if id(history) in seen_now or not history.is_vehicle or not self._last_update_s < lost_s <= now_s:
                 continue
-            inside = history.segment_depth_m >= 0
-            for s in np.flatnonzero(inside[-1]):
-                raised += self._speeding(history, s, trailing_run_start(inside[:, s]), len(history.t_s), frame_ts)
+            front_inside = history.front_depth_m >= 0
+            for s in np.flatnonzero(front_inside[-1]):
+                raised += self._speeding(history, s, trailing_run_start(front_inside[:, s]), len(history.t_s), frame_ts)
         return raised
 
     def _wrong_way(self, history: _History, s: int, run: int, along: np.ndarray) -> bool:

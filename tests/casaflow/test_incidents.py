@@ -568,6 +568,14 @@ def test_a_car_driving_away_is_judged_by_its_front(red_from_s, runs_the_red):
     assert bool(raised(run(car, seconds=8, feed=red_after(red_from_s)), "red_light")) == runs_the_red
 
 
+def test_a_vehicle_slowing_down_driving_away_is_timed_by_its_front():
+    """Seed 232 cam02: a bus driving away from the camera, braking at 3 m/s2 from 80 km/h. Its front drove
+    the zone at 64 km/h, as a speed trap (and the simulator's truth) times it; its rear, the anchor, drove it
+    later and slower, at 57, under the limit plus tolerance (60)."""
+    braking = [(LEFT_X_M, 22.2 * t - 1.5 * t * t) for t in np.arange(0.0, 6.0, 1 / FPS)]
+    assert raised(run({1: ("bus", braking)}, seconds=6), "speeding")
+
+
 def test_a_track_born_at_the_stop_line_is_not_judged():
     """Seen for the first time 0.6 s before the line: as likely an identity switch (a standing bus's track
     jumping 21 m to the next vehicle, seed 303) as a car; its crossing step cannot be checked for a leap."""
