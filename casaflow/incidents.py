@@ -141,6 +141,10 @@ GREEN_STUCK_VEHICLE_S = 20.0
 FRONT_UNCERTAINTY = 0.3
 """A front placed a typical length ahead of the rear is off by up to this fraction of the length (buses run
 10-18 m): the front must be this far past a stop line, or `red_light_past_m` if more, to have crossed it."""
+RED_LIGHT_MAX_GAP_S = 1.0
+"""A crossing is judged only where the track was seen within this long either side of it: across a longer
+gap it may have switched to another road user (seed 232 cam03: a car lost behind a truck just short of the
+line; its track took a car crossing the junction 2.2 s later)."""
 MIN_HEADING_COS = 0.8
 """A vehicle's motion within about 37 degrees of a segment's direction travels along it."""
 
@@ -795,6 +799,8 @@ class IncidentDetector:
                 continue
             i = int(behind[-1])
             if i + 1 >= len(offset) or too_young_since(history.t_s, history.t_s[i]):
+                continue
+            if history.t_s[i + 1] - history.t_s[i] > RED_LIGHT_MAX_GAP_S:
                 continue
             fraction = -offset[i] / (offset[i + 1] - offset[i])
             crossing_s = history.t_s[i] + fraction * (history.t_s[i + 1] - history.t_s[i])

@@ -447,11 +447,11 @@ def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
     assert not raised(run(unhidden_case(), seconds=20), "collision")
 
 
-def run_trajectory(path: Path, *, seconds: float) -> list[Incident]:
+def run_trajectory(path: Path, *, seconds: float, feed: Callable | None = None) -> list[Incident]:
     """Incidents of one confirmed car track whose ground trajectory is `path` (None: no point that frame),
     fed without a tracker: for trajectories a tracker makes only from real pictures."""
     cam = camera()
-    detector = IncidentDetector(cam, rules=IncidentRules())
+    detector = IncidentDetector(cam, rules=IncidentRules(), signal_feed=feed)
     track = Track(cam.id, 1, mean=np.zeros(8), covariance=np.eye(8), ts=START, class_id=CLASS_IDS["car"],
                   height_px=40.0, confidence=0.9, time_s=START.timestamp(), max_points=1000)
     track.state = "tracked"
@@ -583,6 +583,17 @@ def test_a_track_born_at_the_stop_line_is_not_judged():
     assert not raised(run(late, seconds=4, feed=always("r")), "red_light")
     seen = {1: ("car", constant(x_m=LEFT_X_M, y0_m=STOP_Y_M - 14.0, vy_mps=10.0, seconds=4))}
     assert raised(run(seen, seconds=4, feed=always("r")), "red_light")
+
+
+@pytest.mark.parametrize("unseen_s, runs_the_red", [(2.2, False), (0.8, True)])
+def test_a_crossing_unseen_for_long_is_not_judged(unseen_s, runs_the_red):
+    """Seed 232 cam03: a car driving away at 5 m/s, lost behind a truck with its front 1.5 m short of the line;
+    2.2 s later its track took a car crossing the junction. Seen again 0.8 s later, it is the car that ran."""
+    approach = [(LEFT_X_M, 20.0 + 5.0 * k / FPS) for k in range(int(6.0 * FPS))]
+    gap = int(unseen_s * FPS)
+    after = [(LEFT_X_M, approach[-1][1] + 5.0 * (k + gap + 1) / FPS) for k in range(int(3 * FPS))]
+    path = approach + [None] * gap + after
+    assert bool(raised(run_trajectory(path, seconds=12, feed=always("r")), "red_light")) == runs_the_red
 
 
 def test_red_light_from_the_image():
