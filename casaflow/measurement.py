@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, VEHICLE_CLASSES, Detections
-from casaflow.anchors import GroundAnchors
+from casaflow.anchors import TYPICAL_WIDTH_M, GroundAnchors
 from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon, segments_cross
 from casaflow.inventory import Camera, Segment
 from casaflow.kinematics import against_motion
@@ -60,13 +60,18 @@ car's box jitters at well under it): in a jam the queue in the nearer lanes hide
 EMERGED_REACH_M = 20.0
 EMERGED_MIN_M = 4.0
 EMERGED_HIDDEN_S = 2.0
-"""A vehicle first seen at most REACH past a count line that nearer vehicles have hidden for HIDDEN
-(`line_hidden`), that continues no lost track and is no second box on a tracked vehicle (none within
+"""A vehicle first seen at most REACH past a count line that other vehicles have hidden for HIDDEN
+(`_hides_line`), that continues no lost track and is no second box on a tracked vehicle (none within
 STITCH_RADIUS_M), crossed the line hidden: counted once it has driven MIN on along the segment at
 UNSEEN_CROSSING_MIN_MPS or faster. Buses queued in the nearer lanes hide the far end of the oncoming lanes,
 count line and all, for minutes; the oncoming cars come into sight beside them. With the line in sight, or
 hidden for a moment by a vehicle going by, a track born past it is a vehicle found again (a queue's tracks
 are lost and found as it moves off), not one more vehicle."""
+
+LINE_POINTS = 9
+FOOTPRINT_SLACK_M = 1.0
+"""A count line is checked for cover at this many points; a point within SLACK of a vehicle's footprint is
+under it (the footprint is a typical length and width of its class, known to about that)."""
 
 HIDDEN_STANDING_MPS = 0.5
 HIDDEN_HOLD_S = 20.0
@@ -131,6 +136,8 @@ class _SegmentGeometry:
         self.zone_uv = np.asarray(segment.zone, dtype=np.float64)
         self.zone_xy = apply_homography(image_to_ground, self.zone_uv)
         self.line_uv = np.asarray(segment.count_line, dtype=np.float64)
+        self.line_points_uv = self.line_uv[0] + np.linspace(0.0, 1.0, LINE_POINTS)[:, None] * (self.line_uv[1] - self.line_uv[0])
+        self.line_points_xy = apply_homography(image_to_ground, self.line_points_uv)
         bearing = math.radians(segment.direction_deg)
         self.direction_xy = np.array([math.sin(bearing), math.cos(bearing)])
         self.line_mid_xy = apply_homography(image_to_ground, self.line_uv).mean(axis=0)
@@ -167,15 +174,17 @@ class SegmentMeter:
         closed = self._advance(ts)
         t_s = ts.timestamp()
         vehicles = detections[detections.class_id != PEDESTRIAN]
-        for geometry in self._segments:
-            if line_hidden(geometry.line_uv, vehicles.xyxy):
-                self._line_hidden_since.setdefault(geometry.segment.id, t_s)
-            else:
-                self._line_hidden_since.pop(geometry.segment.id, None)
         ground_xy = np.zeros((0, 2))
-        if len(vehicles):
+        if not len(vehicles):
+            self._line_hidden_since.clear()
+        else:
             anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
             ground_xy = apply_homography(self._homography, anchors_uv)
+            for geometry in self._segments:
+                if self._hides_line(geometry, vehicles, anchors_uv, ground_xy):
+                    self._line_hidden_since.setdefault(geometry.segment.id, t_s)
+                else:
+                    self._line_hidden_since.pop(geometry.segment.id, None)
             for track_id, xy in zip(vehicles.tracker_id.tolist(), ground_xy):
                 if self._reverses(track_id, xy, t_s):
                     self._leg[track_id] = self._leg.get(track_id, 0) + 1
@@ -254,6 +263,27 @@ class SegmentMeter:
         towards = np.sign(away_from_camera_xy(self._homography, anchors_uv) @ geometry.direction_xy)
         half_length_m = np.asarray(TYPICAL_LENGTH_M)[np.asarray(class_ids)] / 2
         return points_in_polygon(ground_xy + (half_length_m * towards)[:, None] * geometry.direction_xy, geometry.zone_xy)
+
+    def _hides_line(self, geometry, vehicles: Detections, anchors_uv: np.ndarray, ground_xy: np.ndarray) -> bool:
+        """Whether vehicles hide at least half of the segment's count line: their box covers a point of it
+        that their footprint (a typical length on from the anchor along the road, away from the camera; a
+        typical width across) is not over. A vehicle standing on the line, in a queue at it, covers only
+        the line under it, where nothing crosses unseen; one beside it or nearer hides it."""
+        u, v = geometry.line_points_uv[:, 0], geometry.line_points_uv[:, 1]
+        boxes = vehicles.xyxy.astype(np.float64)[:, None, :]
+        covered = (boxes[..., 0] <= u) & (u <= boxes[..., 2]) & (boxes[..., 1] <= v) & (v < boxes[..., 3])
+        if not covered.any():
+            return False
+        towards = np.sign(away_from_camera_xy(self._homography, anchors_uv) @ geometry.direction_xy + 1e-12)
+        axis_xy = towards[:, None] * geometry.direction_xy
+        rel = geometry.line_points_xy[None] - ground_xy[:, None]
+        along_m = np.einsum("npk,nk->np", rel, axis_xy)
+        across_m = np.abs(rel[..., 0] * axis_xy[:, None, 1] - rel[..., 1] * axis_xy[:, None, 0])
+        length_m = np.asarray(TYPICAL_LENGTH_M)[vehicles.class_id][:, None]
+        width_m = np.asarray(TYPICAL_WIDTH_M)[vehicles.class_id][:, None]
+        under = (along_m >= -FOOTPRINT_SLACK_M) & (along_m <= length_m + FOOTPRINT_SLACK_M) & (
+            across_m <= width_m / 2 + FOOTPRINT_SLACK_M)
+        return bool((covered & ~under).any(axis=0).mean() >= 0.5)
 
     def _hold_hidden_standing(self, t_s: float, dt_s: float, seen_ids: list[int], ground_xy: np.ndarray) -> None:
         """Keeps counting the time of a standing vehicle lost in a queue (`HIDDEN_*`): the vehicles in front of
@@ -421,17 +451,6 @@ def _speed_kmh(totals: _Totals) -> float | None:
     if totals.vehicle_seconds <= 0:
         return None
     return max(totals.metres, 0.0) / totals.vehicle_seconds * 3.6
-
-
-def line_hidden(line_uv: np.ndarray, xyxy: np.ndarray) -> bool:
-    """Whether vehicles nearer than a count line hide at least half of it: boxes whose upper half covers
-    it. A vehicle standing on the line (a queue at it) covers it with the lower half of its box."""
-    points = line_uv[0] + np.linspace(0.0, 1.0, 9)[:, None] * (line_uv[1] - line_uv[0])
-    u, v = points[:, 0], points[:, 1]
-    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)[:, None, :]
-    middle = (boxes[..., 1] + boxes[..., 3]) / 2
-    covered = (boxes[..., 0] <= u) & (u <= boxes[..., 2]) & (boxes[..., 1] <= v) & (v < middle)
-    return bool(covered.any(axis=0).mean() >= 0.5)
 
 
 def window_end_for(ts: datetime, window_s: float) -> datetime:
