@@ -63,7 +63,7 @@ from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon
 from casaflow.inventory import Camera
-from casaflow.kinematics import leaps_since, too_young_since
+from casaflow.kinematics import leaps_since, longest_unseen_s, too_young_since
 from casaflow.measurement import MAX_GAP_S, OpenWindow, SegmentWindow
 from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
@@ -122,6 +122,11 @@ VANISHED_STRIKER_MIN_MPS = 7.0
 the inference rests on an absence, and cars closing up on a queue at 4.5-5.7 m/s vanished there behind the
 standing car or a neighbour (seeds 216 cam03, 218 cam04); a striker seen standing against the struck one
 (`_collision`) needs only `collision_min_speed_mps`."""
+COLLISION_MAX_UNSEEN_S = 0.6
+"""Both vehicles of a collision must be seen standing through the confirmation time (the striker's first,
+the struck one's last), never unseen longer than this: a stop inferred across a gap is one track lost and
+found on another road user (seed 216 cam04: a car driving on at 7 m/s, lost for 1 s, then found on the car
+beside it; seed 223 cam03: a standing car's track lost for 5 s, then found 5 m on, in a bus's path)."""
 BRAKING_SPEED_RATIO = 0.8
 """A vehicle whose speed over its last second fell below this fraction of the two seconds before was
 braking for what stood ahead: hidden just behind it, it stopped there far more often than it hit it."""
@@ -966,6 +971,8 @@ class IncidentDetector:
         standing_s = now_s - stood_s
         if not rules.collision_confirm_s <= standing_s <= rules.collision_confirm_s + 10.0:
             return []
+        if longest_unseen_s(t, stood_s, stood_s + rules.collision_confirm_s) > COLLISION_MAX_UNSEEN_S:
+            return []
         approach = np.flatnonzero((t >= stood_s - rules.collision_approach_s) & (t <= stood_s))
         if len(approach) < 2 or too_young_since(t, stood_s - rules.collision_approach_s):
             return []
@@ -991,6 +998,8 @@ class IncidentDetector:
                 continue
             seen_s = float(other.t_s[-1])
             if path_speed_mps(other.t_s, other.xy_m, start_s=seen_s - rules.collision_confirm_s, end_s=seen_s) > 1.0:
+                continue
+            if longest_unseen_s(other.t_s, seen_s - rules.collision_confirm_s, seen_s) > COLLISION_MAX_UNSEEN_S:
                 continue
             contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s,
                                         end_s=stood_s + rules.collision_confirm_s)  # the impact is what stopped it

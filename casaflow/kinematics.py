@@ -27,6 +27,13 @@ def too_young_since(t_s: np.ndarray, since_s: float) -> bool:
     return int(np.searchsorted(t_s, since_s)) < LEAP_CONTEXT_STEPS
 
 
+def longest_unseen_s(t_s: np.ndarray, start_s: float, end_s: float) -> float:
+    """The longest stretch of [start_s, end_s] without a point of the track, seconds: what a verdict that
+    something stood (or moved) over that stretch did not see but inferred across a gap."""
+    inside = t_s[(t_s >= start_s) & (t_s <= end_s)]
+    return float(np.diff(np.concatenate([[start_s], inside, [end_s]])).max())
+
+
 def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
     """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
     net velocity over the steps before allows and, where `LEAP_CONTEXT_STEPS` steps follow it, than their

@@ -447,20 +447,35 @@ def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
     assert not raised(run(unhidden_case(), seconds=20), "collision")
 
 
-def run_trajectory(path: Path, *, seconds: float, feed: Callable | None = None) -> list[Incident]:
-    """Incidents of one confirmed car track whose ground trajectory is `path` (None: no point that frame),
+@pytest.mark.parametrize("unseen_s, collides", [(0.0, True), (5.0, False)])
+def test_a_struck_car_must_be_seen_standing(unseen_s, collides):
+    """Seed 223 cam03: a standing car's track, lost for 5 s, was found once 5 m on, where a bus stopped
+    beside it: an impact judged on a point after a gap. Seen standing all along, the car was struck."""
+    impact_k = int(7.0 * FPS)
+    struck: Path = [(LEFT_X_M, 40.0)] * int(12 * FPS)
+    if unseen_s:
+        struck = struck[:impact_k - int(unseen_s * FPS)] + [None] * int(unseen_s * FPS) + [struck[impact_k]]
+    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int(10 * FPS))]
+    assert bool(raised(run_trajectories({1: striker, 2: struck}, seconds=12), "collision")) == collides
+
+
+def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable | None = None) -> list[Incident]:
+    """Incidents of confirmed car tracks whose ground trajectories are `paths` (None: not seen that frame),
     fed without a tracker: for trajectories a tracker makes only from real pictures."""
     cam = camera()
     detector = IncidentDetector(cam, rules=IncidentRules(), signal_feed=feed)
-    track = Track(cam.id, 1, mean=np.zeros(8), covariance=np.eye(8), ts=START, class_id=CLASS_IDS["car"],
-                  height_px=40.0, confidence=0.9, time_s=START.timestamp(), max_points=1000)
-    track.state = "tracked"
+    tracks = {track_id: Track(cam.id, track_id, mean=np.zeros(8), covariance=np.eye(8), ts=START, class_id=CLASS_IDS["car"],
+                              height_px=40.0, confidence=0.9, time_s=START.timestamp(), max_points=1000) for track_id in paths}
     out: list[Incident] = []
     for k in range(int(seconds * FPS)):
         ts = START + timedelta(seconds=k / FPS)
-        if k < len(path) and path[k] is not None:
-            track.ground_trajectory.append((ts, *path[k]))
-        out += detector.update(ts, Detections.empty(), [track])
+        seen = []
+        for track_id, path in paths.items():
+            if k < len(path) and path[k] is not None:
+                tracks[track_id].state = "tracked"
+                tracks[track_id].ground_trajectory.append((ts, *path[k]))
+                seen.append(tracks[track_id])
+        out += detector.update(ts, Detections.empty(), seen)
     return out
 
 
@@ -475,7 +490,7 @@ def test_a_track_back_10_m_after_seconds_unseen_is_no_wrong_way(unseen_s, wrong_
     else:
         steps = int(back_m / 3.8 * FPS)
         moved = [(LEFT_X_M, 55.0 - back_m * (k + 1) / steps) for k in range(steps)] + [(LEFT_X_M, 55.0 - back_m)] * int(3 * FPS)
-    assert bool(raised(run_trajectory(standing + moved, seconds=12), "wrong_way")) == wrong_way
+    assert bool(raised(run_trajectories({1: standing + moved}, seconds=12), "wrong_way")) == wrong_way
 
 
 def queue_id_slide_case() -> dict[int, tuple[str, Path]]:
@@ -593,7 +608,7 @@ def test_a_crossing_unseen_for_long_is_not_judged(unseen_s, runs_the_red):
     gap = int(unseen_s * FPS)
     after = [(LEFT_X_M, approach[-1][1] + 5.0 * (k + gap + 1) / FPS) for k in range(int(3 * FPS))]
     path = approach + [None] * gap + after
-    assert bool(raised(run_trajectory(path, seconds=12, feed=always("r")), "red_light")) == runs_the_red
+    assert bool(raised(run_trajectories({1: path}, seconds=12, feed=always("r")), "red_light")) == runs_the_red
 
 
 def test_red_light_from_the_image():

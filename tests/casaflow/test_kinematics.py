@@ -1,9 +1,10 @@
 """`leaps_since` tells an identity switch from motion: a step no road user could make from its speed, or
-that turns back against it."""
+that turns back against it. `longest_unseen_s` measures what a verdict inferred across a gap."""
 
 import numpy as np
+import pytest
 
-from casaflow.kinematics import leaps_since
+from casaflow.kinematics import leaps_since, longest_unseen_s
 
 T_S = np.arange(8) * 0.2
 
@@ -86,3 +87,11 @@ def test_a_switch_onto_a_car_ahead_leaps_though_both_drive_alike():
     xy = np.stack([np.zeros(12), np.r_[np.arange(6) * 2.0, 6.0 + np.arange(6, 12) * 2.0]], axis=1)  # 10 m/s, 6 m jump
     t_s = np.arange(12) * 0.2
     assert leaps_since(t_s, xy, since_s=t_s[0])
+
+
+def test_the_longest_unseen_stretch_counts_the_window_edges():
+    t_s = np.array([0.0, 0.2, 0.4, 1.4, 1.6])
+    assert longest_unseen_s(t_s, 0.0, 1.6) == pytest.approx(1.0)
+    assert longest_unseen_s(t_s, 0.0, 0.4) == pytest.approx(0.2)
+    assert longest_unseen_s(t_s, 1.4, 2.4) == pytest.approx(0.8), "nothing seen after 1.6"
+    assert longest_unseen_s(t_s, 2.0, 3.0) == pytest.approx(1.0), "nothing seen at all"
