@@ -190,7 +190,7 @@ class SegmentMeter:
                     self._leg[track_id] = self._leg.get(track_id, 0) + 1
             for geometry in self._segments:
                 inside = self._inside(geometry, anchors_uv, ground_xy, vehicles.class_id)
-                self._measure_segment(geometry, vehicles, anchors_uv, ground_xy, inside, t_s)
+                self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, inside, t_s)
             for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
                 previous = self._last.get(track_id)
                 if previous is not None and 0 < t_s - previous[0] <= MAX_GAP_S:
@@ -226,8 +226,7 @@ class SegmentMeter:
         self._window_end = None
         return closed
 
-    def _measure_segment(self, geometry, vehicles: Detections, anchors_uv, ground_xy, inside, t_s: float) -> None:
-        track_ids, class_ids = vehicles.tracker_id, vehicles.class_id
+    def _measure_segment(self, geometry, track_ids, class_ids, anchors_uv, ground_xy, inside, t_s: float) -> None:
         totals = self._totals[geometry.segment.id]
         counted = self._counted[geometry.segment.id]
         from_line_m = np.abs((ground_xy - geometry.line_mid_xy) @ geometry.direction_xy)
