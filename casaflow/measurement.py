@@ -180,8 +180,9 @@ class SegmentMeter:
         else:
             anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
             ground_xy = apply_homography(self._homography, anchors_uv)
+            away_xy = away_from_camera_xy(self._homography, anchors_uv)
             for geometry in self._segments:
-                if self._hides_line(geometry, vehicles, anchors_uv, ground_xy):
+                if self._hides_line(geometry, vehicles, ground_xy, away_xy):
                     self._line_hidden_since.setdefault(geometry.segment.id, t_s)
                 else:
                     self._line_hidden_since.pop(geometry.segment.id, None)
@@ -189,7 +190,7 @@ class SegmentMeter:
                 if self._reverses(track_id, xy, t_s):
                     self._leg[track_id] = self._leg.get(track_id, 0) + 1
             for geometry in self._segments:
-                inside = self._inside(geometry, anchors_uv, ground_xy, vehicles.class_id)
+                inside = self._inside(geometry, ground_xy, away_xy, vehicles.class_id)
                 self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, inside, t_s)
             for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
                 previous = self._last.get(track_id)
@@ -255,15 +256,16 @@ class SegmentMeter:
             elif track_id in self._emerged[geometry.segment.id] and track_id not in counted:
                 self._count_emerged(geometry, track_id, int(class_ids[k]), ground_xy[k], t_s)
 
-    def _inside(self, geometry: _SegmentGeometry, anchors_uv: np.ndarray, ground_xy: np.ndarray, class_ids) -> np.ndarray:
+    def _inside(self, geometry: _SegmentGeometry, ground_xy: np.ndarray, away_xy: np.ndarray, class_ids) -> np.ndarray:
         """Which vehicles are in the segment's zone, for its vehicle-time and distance: where the footprint's
         centre is, half a typical length on from the anchor (its near end) along the road, away from the
-        camera; as the truth places them. Counting follows the anchor, which crosses the count line."""
-        towards = np.sign(away_from_camera_xy(self._homography, anchors_uv) @ geometry.direction_xy)
+        camera (`away_xy`, `away_from_camera_xy` at the anchors); as the truth places them. Counting follows
+        the anchor, which crosses the count line."""
+        towards = np.sign(away_xy @ geometry.direction_xy)
         half_length_m = np.asarray(TYPICAL_LENGTH_M)[np.asarray(class_ids)] / 2
         return points_in_polygon(ground_xy + (half_length_m * towards)[:, None] * geometry.direction_xy, geometry.zone_xy)
 
-    def _hides_line(self, geometry, vehicles: Detections, anchors_uv: np.ndarray, ground_xy: np.ndarray) -> bool:
+    def _hides_line(self, geometry, vehicles: Detections, ground_xy: np.ndarray, away_xy: np.ndarray) -> bool:
         """Whether vehicles hide at least half of the segment's count line: their box covers a point of it
         that their footprint (a typical length on from the anchor along the road, away from the camera; a
         typical width across) is not over. A vehicle standing on the line, in a queue at it, covers only
@@ -273,7 +275,7 @@ class SegmentMeter:
         covered = (boxes[..., 0] <= u) & (u <= boxes[..., 2]) & (boxes[..., 1] <= v) & (v < boxes[..., 3])
         if not covered.any():
             return False
-        towards = np.sign(away_from_camera_xy(self._homography, anchors_uv) @ geometry.direction_xy + 1e-12)
+        towards = np.sign(away_xy @ geometry.direction_xy + 1e-12)
         axis_xy = towards[:, None] * geometry.direction_xy
         rel = geometry.line_points_xy[None] - ground_xy[:, None]
         along_m = np.einsum("npk,nk->np", rel, axis_xy)
@@ -299,8 +301,9 @@ class SegmentMeter:
             distance_m = np.linalg.norm(ground_xy - xy, axis=1)
             if (distance_m < HIDDEN_FREED_M).any() or not (standing_now & (distance_m <= HIDDEN_QUEUE_M)).any():
                 continue
+            away_xy = away_from_camera_xy(self._homography, uv[None])
             for geometry in self._segments:
-                if self._inside(geometry, uv[None], xy[None], [self._class_id[track_id]])[0]:
+                if self._inside(geometry, xy[None], away_xy, [self._class_id[track_id]])[0]:
                     self._totals[geometry.segment.id].vehicle_seconds += dt_s
 
     def _reverses(self, track_id: int, xy: np.ndarray, t_s: float) -> bool:

@@ -447,18 +447,6 @@ def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
     assert not raised(run(unhidden_case(), seconds=20), "collision")
 
 
-@pytest.mark.parametrize("unseen_s, collides", [(0.0, True), (5.0, False)])
-def test_a_struck_car_must_be_seen_standing(unseen_s, collides):
-    """Seed 223 cam03: a standing car's track, lost for 5 s, was found once 5 m on, where a bus stopped
-    beside it: an impact judged on a point after a gap. Seen standing all along, the car was struck."""
-    impact_k = int(7.0 * FPS)
-    struck: Path = [(LEFT_X_M, 40.0)] * int(12 * FPS)
-    if unseen_s:
-        struck = struck[:impact_k - int(unseen_s * FPS)] + [None] * int(unseen_s * FPS) + [struck[impact_k]]
-    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int(10 * FPS))]
-    assert bool(raised(run_trajectories({1: striker, 2: struck}, seconds=12), "collision")) == collides
-
-
 def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable | None = None) -> list[Incident]:
     """Incidents of confirmed car tracks whose ground trajectories are `paths` (None: not seen that frame),
     fed without a tracker: for trajectories a tracker makes only from real pictures."""
@@ -477,6 +465,18 @@ def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable |
                 seen.append(tracks[track_id])
         out += detector.update(ts, Detections.empty(), seen)
     return out
+
+
+@pytest.mark.parametrize("unseen_s, collides", [(0.0, True), (5.0, False)])
+def test_a_struck_car_must_be_seen_standing(unseen_s, collides):
+    """Seed 223 cam03: a standing car's track, lost for 5 s, was found once 5 m on, where a bus stopped
+    beside it: an impact judged on a point after a gap. Seen standing all along, the car was struck."""
+    impact_k = int(7.0 * FPS)
+    struck: Path = [(LEFT_X_M, 40.0)] * int(12 * FPS)
+    if unseen_s:
+        struck = struck[:impact_k - int(unseen_s * FPS)] + [None] * int(unseen_s * FPS) + [struck[impact_k]]
+    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int(10 * FPS))]
+    assert bool(raised(run_trajectories({1: striker, 2: struck}, seconds=12), "collision")) == collides
 
 
 @pytest.mark.parametrize("unseen_s, wrong_way", [(2.8, False), (0.0, True)])
