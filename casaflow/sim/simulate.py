@@ -295,7 +295,7 @@ def _segment_rows(scenario: Scenario, plans: list[CameraPlan], traffic: TrafficR
     return rows
 
 
-SIMULATOR_VERSION = 8
+SIMULATOR_VERSION = 9
 """Raised whenever the same scenario and seed come out different (camera zones, truth definitions): caches of
 simulated cities are keyed by it, so an upgrade does not keep scoring against a stale city."""
 CONGESTION_ONSET_S = 10.0
@@ -307,8 +307,10 @@ def _congestion(scenario: Scenario, windows: dict[str, list], steps: dict[str, n
     """A congestion incident for each run of consecutive windows in the queuing or stationary class.
 
     It starts when the space-mean speed over the trailing `CONGESTION_ONSET_S` first falls into those
-    classes inside the run's first window (at the window's start for a jam already there when the recording
-    began, or one that never dips that low over 10 s), and ends with the run's last window.
+    classes inside the run's first window, at the recording's start for a jam already there (in those classes
+    over its first 10 s), at the window's start for one that never dips that low over 10 s; it ends with the
+    run's last window. Seed 232 cam07: the recording began on an empty segment, and the queue that jammed its
+    first window reached the zone 25 s in.
     """
     jammed: dict[tuple[str, str], list[float]] = {}
     for segment_id, camera_id, end, ratio in zip(
@@ -323,8 +325,9 @@ def _congestion(scenario: Scenario, windows: dict[str, list], steps: dict[str, n
         for k in range(1, len(ends) + 1):
             if k == len(ends) or ends[k] - ends[k - 1] > scenario.window_s:
                 start_s = ends[run_start] - scenario.window_s
-                if start_s > 0:
-                    start_s = _onset_s(steps[segment_id], limits_kmh[segment_id], start_s, start_s + scenario.window_s)
+                onset_s = _onset_s(steps[segment_id], limits_kmh[segment_id], start_s, start_s + scenario.window_s)
+                if not (start_s <= 0 and onset_s <= start_s + CONGESTION_ONSET_S):
+                    start_s = onset_s
                 incidents.append(TruthIncident("congestion", camera_id, segment_id, start_s, ends[k - 1], ()))
                 run_start = k
     return incidents

@@ -291,3 +291,27 @@ def test_congestion_truth_dates_the_onset_inside_the_window():
     onset_s = _onset_s(steps, limit_kmh, 60.0, 120.0)
     assert 75.0 < onset_s <= 75.0 + CONGESTION_ONSET_S
     assert _onset_s(np.stack([t_s, np.full_like(t_s, dt_s), 9.0 * dt_s * np.ones_like(t_s)], axis=1), limit_kmh, 60.0, 120.0) == 60.0
+
+
+def test_congestion_truth_in_the_first_window_starts_with_the_recording_only_if_the_jam_was_there():
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from casaflow.sim.simulate import CONGESTION_ONSET_S, _congestion
+
+    dt_s, limit_kmh, start = 0.04, 36.0, datetime(2026, 3, 1, 8, tzinfo=timezone.utc)
+    scenario = SimpleNamespace(start_time=start, window_s=60.0)
+    windows = {"segment_id": ["S"], "camera_id": ["cam01"], "window_end": [start + timedelta(seconds=60)],
+               "speed_ratio": [0.1]}
+    t_s = np.arange(0, 60, dt_s)
+
+    def start_s(vehicles, speed_mps):
+        steps = np.stack([t_s, vehicles * dt_s, vehicles * speed_mps * dt_s], axis=1)
+        [incident] = _congestion(scenario, windows, {"S": steps}, {"S": limit_kmh})
+        return incident.start_s
+
+    assert start_s(np.full_like(t_s, 4.0), np.full_like(t_s, 0.3)) == 0.0
+    queue_arrives = np.where(t_s < 25.0, 0.0, 4.0)
+    assert 25.0 <= start_s(queue_arrives, np.full_like(t_s, 0.3)) <= 25.0 + CONGESTION_ONSET_S
