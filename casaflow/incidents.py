@@ -30,8 +30,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
   `collision_decel_mps2` needed, at `VANISHED_STRIKER_MIN_MPS` or faster) and without braking when it
   vanished there: one box covers both after the impact (not inferred for two-wheelers, which filter past
-  standing traffic and vanish behind it, nor where traffic comes towards the camera: there the one behind
-  is hidden by the one ahead as it closes up);
+  standing traffic and vanish behind it). Where traffic comes towards the camera the one behind is hidden by
+  the one ahead whenever it closes up, so there it must have been seen stopping against it, harder than
+  `collision_decel_mps2` allows;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
   detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts
@@ -117,6 +118,13 @@ SPEEDING_LOST_S = 0.5
 """A vehicle unseen this long inside a zone has ended its passage as far as the camera can measure it."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
+TWO_WHEELER_STRIKER_MIN_MPS = 9.0
+"""A two-wheeler is judged to have struck a standing vehicle only if it came at least this fast (32 km/h):
+two-wheelers filter up to standing traffic and stop close behind it, and their small boxes lag the stop
+(seed 216 cam01: a bicycle at 5.8 m/s stopped against a standing car's rear)."""
+STRUCK_HELD_S = 1.0
+"""A standing vehicle lost from sight is held where it stood this long in the search for the contact: the
+striker's box can hide it, or take it in, just before the impact (seed 233 cam07)."""
 VANISHED_STRIKER_MIN_MPS = 7.0
 """A striker inferred from a track that vanished behind a standing vehicle must have been this fast (25 km/h):
 the inference rests on an absence, and cars closing up on a queue at 4.5-5.7 m/s vanished there behind the
@@ -981,7 +989,10 @@ class IncidentDetector:
         first, last = approach[0], approach[-1]
         travel_xy = history.smooth_xy_m[last] - history.smooth_xy_m[first]
         travel_m = float(np.linalg.norm(travel_xy))
-        if depths[s] < 0 or travel_m < rules.collision_min_speed_mps * max(t[last] - t[first], 1e-6):
+        min_speed_mps = rules.collision_min_speed_mps
+        if history.class_id in TWO_WHEELERS:
+            min_speed_mps = max(min_speed_mps, TWO_WHEELER_STRIKER_MIN_MPS)
+        if depths[s] < 0 or travel_m < min_speed_mps * max(t[last] - t[first], 1e-6):
             return []  # the net (median-filtered) travel: a jittering box of a creeping bus has a long path
         heading = travel_xy / travel_m
         if heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or leaps_since(t, xy, since_s=stood_s - rules.collision_approach_s):
@@ -994,11 +1005,14 @@ class IncidentDetector:
         for other in [*current, *self._lost]:
             if other is history or not other.is_vehicle or len(other.t_s) < 2 or other.segment_depth_m[-1, s] < 0:
                 continue
-            if leaps_since(other.t_s, other.xy_m, since_s=stood_s - rules.collision_approach_s):
+            approach_s = stood_s - rules.collision_approach_s
+            if other.t_s[0] > approach_s or not ((other.t_s >= approach_s) & (other.t_s < stood_s)).any():
+                continue  # not there all along as the striker came (seed 222 cam02: a track found again 20 m on)
+            if leaps_since(other.t_s, other.xy_m, since_s=approach_s):
                 continue
             seen_s = float(other.t_s[-1])
-            if path_speed_mps(other.t_s, other.xy_m, start_s=seen_s - rules.collision_confirm_s, end_s=seen_s) > 1.0:
-                continue
+            if path_speed_mps(other.t_s, other.smooth_xy_m, start_s=seen_s - rules.collision_confirm_s, end_s=seen_s) > 1.0:
+                continue  # median-filtered: a standing motorcycle's box jitters
             if longest_unseen_s(other.t_s, seen_s - rules.collision_confirm_s, seen_s) > COLLISION_MAX_UNSEEN_S:
                 continue
             contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s,
@@ -1024,48 +1038,85 @@ class IncidentDetector:
 
     def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
                             stop_xy: np.ndarray) -> list[Incident]:
-        """A standing vehicle that a vehicle behind it in its lane was about to hit, too fast to stop (it would
-        have needed more than `collision_decel_mps2`, and was not braking: `BRAKING_SPEED_RATIO`), and that
-        vanished there: after the impact one box covers both, so the striker's track ends where it met the
-        standing one."""
+        """A standing vehicle struck by one behind it in its lane whose track ended at the impact: after it one
+        box covers both. Where traffic drives away from the camera the striker vanishes behind the standing
+        one before it stops: it was about to hit it, too fast to stop (it would have needed more than
+        `collision_decel_mps2`, and was not braking: `BRAKING_SPEED_RATIO`). Where traffic comes towards the
+        camera the striker is the farther one, seen until the standing one hides it: it is judged on how it
+        stopped (`_stopped_on_impact`), since every vehicle closing up a queue there vanishes too."""
         rules = self.rules
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))
         if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
             return []
-        if self._segment_towards_camera[s]:
-            return []  # the one behind is the farther: the standing one hides it as it closes up, struck or not
         direction = self._segment_dir_xy[s]
         now_s = frame_ts.timestamp()
         for other in self._lost:
             last_s = float(other.t_s[-1])
+            if other.class_id in TWO_WHEELERS:
+                continue
             if last_s < stood_s or not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0:
                 continue  # the striker vanished at the impact, a confirmation time ago
-            rel = stop_xy - other.smooth_xy_m[-1]
-            along_m = float(rel @ direction)
-            lateral_m = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
-            recent = other.t_s >= last_s - 1.0
-            speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
-            gap_m = along_m - (min(history.length_m, other.length_m) + rules.contact_margin_m)
-            if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < VANISHED_STRIKER_MIN_MPS:
-                continue
-            if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
-                continue
-            before = (other.t_s >= last_s - 3.0) & (other.t_s < last_s - 1.0)
-            if speed_mps < BRAKING_SPEED_RATIO * fitted_speed_mps(other.t_s[before], other.smooth_xy_m[before] @ direction):
-                continue
-            impact_s = last_s + max(gap_m, 0.0) / speed_mps
-            return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
+            if self._segment_towards_camera[s]:
+                impact_s = self._stopped_on_impact(other, history, stood_s, stop_xy, direction)
+            else:
+                impact_s = self._vanished_at_speed(other, history, stop_xy, direction)
+            if impact_s is not None:
+                return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
 
+    def _vanished_at_speed(self, other: _History, struck: _History, stop_xy: np.ndarray,
+                           direction: np.ndarray) -> float | None:
+        """When `other` would have hit the standing vehicle at stop_xy, had it gone on as it was when it
+        vanished: close behind it, at `VANISHED_STRIKER_MIN_MPS` or faster, not braking, too fast to stop."""
+        rules = self.rules
+        last_s = float(other.t_s[-1])
+        rel = stop_xy - other.smooth_xy_m[-1]
+        along_m = float(rel @ direction)
+        lateral_m = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+        recent = other.t_s >= last_s - 1.0
+        speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
+        gap_m = along_m - (min(struck.length_m, other.length_m) + rules.contact_margin_m)
+        if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < VANISHED_STRIKER_MIN_MPS:
+            return None
+        if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
+            return None
+        before = (other.t_s >= last_s - 3.0) & (other.t_s < last_s - 1.0)
+        if speed_mps < BRAKING_SPEED_RATIO * fitted_speed_mps(other.t_s[before], other.smooth_xy_m[before] @ direction):
+            return None
+        return last_s + max(gap_m, 0.0) / speed_mps
+
+    def _stopped_on_impact(self, other: _History, struck: _History, struck_stood_s: float, stop_xy: np.ndarray,
+                           direction: np.ndarray) -> float | None:
+        """When `other` stopped against the standing vehicle at stop_xy: it came to a stand after that one
+        did, within a vehicle length behind it in its lane, harder than `collision_decel_mps2` could have
+        stopped it (seed 216 cam05: 10.8 m/s to a stand in 0.2 s), and was lost there."""
+        rules = self.rules
+        k = stationary_start(other.smooth_xy_m, radius_m=rules.still_radius_m, smoothed=True)
+        other_stood_s = float(other.t_s[k])
+        if k == len(other.t_s) - 1 or other_stood_s < struck_stood_s:
+            return None
+        other_stop_xy = np.median(other.xy_m[k:], axis=0)
+        rel = stop_xy - other_stop_xy
+        along_m = float(rel @ direction)
+        lateral_m = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+        if lateral_m > rules.lane_halfwidth_m or not 0.0 <= along_m <= min(struck.length_m, other.length_m) + rules.contact_margin_m:
+            return None
+        if leaps_since(other.t_s, other.xy_m, since_s=other_stood_s - 2.0):
+            return None  # an identity switch in the arrival could fake the stop
+        if self._stopping_decel_mps2(other, other_stood_s, other_stop_xy, direction) < rules.collision_decel_mps2:
+            return None
+        return other_stood_s
+
     def _lost_vehicles(self, current: list[_History], now_s: float) -> list[_History]:
-        """Four-wheelers not seen now, last seen within `collision_confirm_s` + 10 s, found once per frame:
-        a striker's track ends when one box covers both vehicles (`_struck_from_behind`), and a struck
-        standing vehicle's when the striker's box hides it (`_collision`)."""
+        """Vehicles not seen now, last seen within `collision_confirm_s` + 10 s, found once per frame: a
+        striker's track ends when one box covers both vehicles (`_struck_from_behind`), and a struck
+        standing vehicle's when the striker's box hides it (`_collision`; seed 233 cam07: a car ran into a
+        standing motorcycle, and the detector lost the motorcycle in the car's box)."""
         seen_now = {id(h) for h in current}
         horizon_s = self.rules.collision_confirm_s + 10.0
         return [h for h in self._histories.values()
-                if id(h) not in seen_now and h.is_vehicle and h.class_id not in TWO_WHEELERS and len(h.t_s) >= 3
+                if id(h) not in seen_now and h.is_vehicle and len(h.t_s) >= 3
                 and 0 < now_s - h.t_s[-1] <= horizon_s]
 
     def _raise_collision(self, history: _History, other: _History, s: int, *, start_s: float, frame_ts: datetime,
@@ -1079,9 +1130,9 @@ class IncidentDetector:
 
     def _contact_s(self, history: _History, other: _History, heading: np.ndarray, *, start_s: float, end_s: float) -> float | None:
         """First time in [start_s, end_s] the two footprints meet in one lane, having been seen apart; None
-        if they never do."""
+        if they never do. `other` (standing) is held where it was last seen for `STRUCK_HELD_S`."""
         rules = self.rules
-        keep = (history.t_s >= max(start_s, other.t_s[0])) & (history.t_s <= min(end_s, other.t_s[-1]))
+        keep = (history.t_s >= max(start_s, other.t_s[0])) & (history.t_s <= min(end_s, other.t_s[-1] + STRUCK_HELD_S))
         if keep.sum() < 2:
             return None
         times = history.t_s[keep]

@@ -447,13 +447,15 @@ def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
     assert not raised(run(unhidden_case(), seconds=20), "collision")
 
 
-def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable | None = None) -> list[Incident]:
-    """Incidents of confirmed car tracks whose ground trajectories are `paths` (None: not seen that frame),
-    fed without a tracker: for trajectories a tracker makes only from real pictures."""
+def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable | None = None,
+                     classes: dict[int, str] | None = None) -> list[Incident]:
+    """Incidents of confirmed tracks (cars, or `classes`) whose ground trajectories are `paths` (None: not
+    seen that frame), fed without a tracker: for trajectories a tracker makes only from real pictures."""
     cam = camera()
     detector = IncidentDetector(cam, rules=IncidentRules(), signal_feed=feed)
-    tracks = {track_id: Track(cam.id, track_id, mean=np.zeros(8), covariance=np.eye(8), ts=START, class_id=CLASS_IDS["car"],
-                              height_px=40.0, confidence=0.9, time_s=START.timestamp(), max_points=1000) for track_id in paths}
+    tracks = {track_id: Track(cam.id, track_id, mean=np.zeros(8), covariance=np.eye(8), ts=START,
+                              class_id=CLASS_IDS[(classes or {}).get(track_id, "car")], height_px=40.0, confidence=0.9,
+                              time_s=START.timestamp(), max_points=1000) for track_id in paths}
     out: list[Incident] = []
     for k in range(int(seconds * FPS)):
         ts = START + timedelta(seconds=k / FPS)
@@ -786,3 +788,68 @@ def test_a_car_closing_up_behind_a_standing_one_towards_the_camera_is_no_collisi
     standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
     follower = [(LEFT_X_M, y) if y > 36.0 else None for y in (61.0 - 10.0 * k / FPS for k in range(int(10 * FPS)))]
     assert not raised(run({1: ("car", standing), 2: ("car", follower)}, seconds=10, cam=towards), "collision")
+
+
+def towards_camera_striker(decel_mps2: float, *, seconds: float = 10.0) -> Path:
+    """A car at 10 m/s towards the camera that stops 4.3 m behind a car standing at y = 30 m (their
+    footprints touch) braking at decel_mps2, stands 0.6 s, then goes out of sight behind it."""
+    stop_y, speed_mps, path = 30.0 + 4.3, 10.0, []
+    braking_m = speed_mps**2 / (2 * decel_mps2)
+    y, v, stood_k = stop_y + 30.0, speed_mps, None
+    for k in range(int(seconds * FPS)):
+        path.append((LEFT_X_M, y) if stood_k is None or k - stood_k < 0.6 * FPS else None)
+        if y - stop_y <= braking_m:
+            v = max(v - decel_mps2 / FPS, 0.0)
+        y = max(y - v / FPS, stop_y)
+        if y == stop_y and stood_k is None:
+            stood_k = k
+    return path
+
+
+@pytest.mark.parametrize("decel_mps2, collides", [(60.0, True), (3.0, False)])
+def test_a_striker_stopped_by_the_impact_towards_the_camera_then_hidden_is_a_collision(decel_mps2, collides):
+    """Seed 216 cam05: towards the camera the striker is the farther car; it stopped from 10.8 m/s in 0.2 s
+    against the standing one and its track ended there, hidden behind it. A car braking to a stop behind
+    it and hidden the same way is a queue closing up."""
+    towards = camera(stop_line=False, no_stopping=False)
+    towards = towards.model_copy(update={"segments": [towards.segments[0].model_copy(update={"direction_deg": 180})]})
+    standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
+    incidents = raised(run({1: ("car", standing), 2: ("car", towards_camera_striker(decel_mps2))}, seconds=10, cam=towards),
+                       "collision")
+    assert len(incidents) == int(collides)
+
+
+@pytest.mark.parametrize("hidden_before_s, collides", [(0.4, True), (3.0, False)])
+def test_a_car_striking_a_standing_motorcycle_lost_in_its_box_is_a_collision(hidden_before_s, collides):
+    """Seed 233 cam07: a car ran at 10 m/s into a motorcycle standing towards the camera, and the detector
+    lost the motorcycle in the car's box 0.4 s before the impact; the motorcycle stood, so it is held where
+    it was seen. One that went out of sight 3 s earlier is not known to be there."""
+    towards = camera(stop_line=False, no_stopping=False)
+    towards = towards.model_copy(update={"segments": [towards.segments[0].model_copy(update={"direction_deg": 180})]})
+    impact_k = int(6.0 * FPS)
+    moto = [(LEFT_X_M, 30.0) if k < impact_k - hidden_before_s * FPS else None for k in range(int(12 * FPS))]
+    car = [(LEFT_X_M, max(31.7 + 10.0 * (impact_k - k) / FPS, 31.7)) for k in range(int(12 * FPS))]
+    incidents = raised(run({1: ("motorcycle", moto), 2: ("car", car)}, seconds=12, cam=towards), "collision")
+    assert len(incidents) == int(collides)
+
+
+@pytest.mark.parametrize("striker, speed_mps, collides",
+                         [("bicycle", 8.5, False), ("bicycle", 10.0, True), ("car", 8.5, True)])
+def test_a_two_wheeler_stopping_against_a_standing_car_collides_only_from_a_speed(striker, speed_mps, collides):
+    """Seed 216 cam01: a bicycle at 5.8 m/s stopped against a standing car's rear, as two-wheelers filter up
+    to standing traffic, and its lagging box made the stop look abrupt: no collision. A car stopping dead
+    there from 8.5 m/s, or a bicycle from 10 m/s, hit it."""
+    standing = [(LEFT_X_M, 40.0)] * int(20 * FPS)
+    striker_path = [(LEFT_X_M, 40.0 - 1.8 - speed_mps * max(12.0 - k / FPS, 0.0)) for k in range(int(20 * FPS))]
+    incidents = run_trajectories({1: standing, 2: striker_path}, seconds=20, classes={2: striker})
+    assert len(raised(incidents, "collision")) == int(collides)
+
+
+def test_a_track_found_again_where_the_striker_stopped_was_not_struck():
+    """Seed 222 cam02: a track lost 20 m back was found again beside where a motorcycle had just stopped
+    hard, and stood there for a second: it was not there as the motorcycle came, so nothing was struck."""
+    impact_k = int(7.0 * FPS)
+    lost_k = impact_k + 2 - int(1 * FPS)
+    found_again: Path = [(LEFT_X_M, 20.0)] * int(1 * FPS) + [None] * lost_k + [(LEFT_X_M, 40.0)] * int(5 * FPS)
+    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int(10 * FPS))]
+    assert not raised(run_trajectories({1: striker, 2: found_again}, seconds=12), "collision")
