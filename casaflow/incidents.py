@@ -34,7 +34,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   the one ahead whenever it closes up, so there it must have been seen stopping against it, harder than
   `collision_decel_mps2` allows;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
-  `pedestrian_min_s`, at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
+  `pedestrian_min_s`, if standing still at least `pedestrian_standing_depth_m` into it (a car's edge read as a
+  pedestrian, or someone at the kerb, stands within an anchor's error of the edge: seeds 222 cam04, 234
+  cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
   detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts
   when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
@@ -111,6 +113,9 @@ switched from a pedestrian onto a car keeps its votes for many seconds (seeds 22
 of two-wheelers do not count against it: a jaywalker seen side-on is read as a motorcycle (seed 224)."""
 FOUR_WHEELERS = frozenset({CLASS_IDS["car"], CLASS_IDS["bus"], CLASS_IDS["truck"]})
 """Classes the detector does not mistake a pedestrian for (it does a motorcycle, for one seen side-on)."""
+WALKING_MPS = 0.5
+"""A pedestrian whose net speed over `PEDESTRIAN_PACE_S` is slower than this stands still
+(`pedestrian_standing_depth_m`); a standing box's jitter has a path."""
 PEDESTRIAN_PACE_S = 3.0
 """A 'pedestrian' is also judged by its net speed over this long: a far cyclist's box jitters and slows
 for a second now and then, while its class flickers to pedestrian."""
@@ -1159,19 +1164,16 @@ class IncidentDetector:
         depth_now = history.segment_depth_m[-1]
         if now_s - history.t_s[-1] > MAX_GAP_S or history.four_wheeler_share > 0.5:
             return []
-        pace_mps = max(
-            path_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - 1.0, end_s=now_s),
-            net_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - PEDESTRIAN_PACE_S, end_s=now_s),
-        )
+        net_mps = net_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - PEDESTRIAN_PACE_S, end_s=now_s)
+        pace_mps = max(path_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - 1.0, end_s=now_s), net_mps)
         if pace_mps > rules.pedestrian_max_speed_mps:
             return []  # faster than anyone on foot: a cyclist taken for a pedestrian
-        for line in self._stop_lines:
-            rel = history.xy_m[-1] - line.start_xy_m
-            along = float(np.clip(rel @ line.unit_xy, 0, line.length_m))
-            if np.linalg.norm(rel - along * line.unit_xy) <= rules.crossing_clearance_m:
-                return []
-        for s in np.flatnonzero(depth_now >= rules.pedestrian_margin_m):
-            run = trailing_run_start(history.segment_depth_m[:, s] >= 0)
+        away = ~self._near_crossing(history.xy_m)
+        if not away[-1]:
+            return []
+        depth_m = max(rules.pedestrian_margin_m, 0.0 if net_mps >= WALKING_MPS else rules.pedestrian_standing_depth_m)
+        for s in np.flatnonzero(depth_now >= depth_m):
+            run = trailing_run_start((history.segment_depth_m[:, s] >= 0) & away)
             deep = np.flatnonzero(history.segment_depth_m[run:, s] >= rules.pedestrian_margin_m)
             if now_s - history.t_s[run + deep[0]] < rules.pedestrian_min_s:
                 continue
@@ -1179,6 +1181,17 @@ class IncidentDetector:
                 "pedestrian_on_road", s, [history.track_id], start_s=history.t_s[run], frame_ts=frame_ts,
                 xy_m=history.xy_m[-1]))
         return []
+
+    def _near_crossing(self, xy_m: np.ndarray) -> np.ndarray:
+        """Whether each point is within `crossing_clearance_m` of a stop line, where pedestrians cross: time
+        spent there does not count towards `pedestrian_min_s` (seed 217 cam04: a pedestrian on the crossing
+        for seconds, raised as soon as a jittery box stepped 0.7 m out of its clearance)."""
+        near = np.zeros(len(xy_m), bool)
+        for line in self._stop_lines:
+            rel = xy_m - line.start_xy_m
+            along = np.clip(rel @ line.unit_xy, 0, line.length_m)
+            near |= np.linalg.norm(rel - along[:, None] * line.unit_xy, axis=1) <= self.rules.crossing_clearance_m
+        return near
 
     def _congestion_rules(self, now_s: float, frame_ts: datetime, windows: Sequence[SegmentWindow],
                           open_windows: Mapping[str, OpenWindow]) -> list[Incident]:

@@ -2,17 +2,17 @@
 
 Synthetic road users move on the ground of a known pinhole camera; their boxes go through the real
 ByteTracker, so the rules see Kalman-filtered ground trajectories as in the pipeline. Pins: each rule
-fires once, with a start close to the true start and within the time-to-detect goals (10 s; 3 s for
-red_light, wrong_way and speeding); a car driving away is judged at the stop line by its front, so one
-that ran the red and is held up in the junction with its rear short of the line is raised. Near misses
-stay quiet: a queue at a red light, limit + 5 km/h, a pedestrian on the sidewalk, right-way traffic, a car
-standing too near the end of the view to see the road ahead, braking hard from a speed for a red, a short
-stop in a no-stopping zone, a jam through it, normal braking behind a stopped car, a car creeping up
-behind one that braked hard seconds before, a car braking for a standing one and hidden just behind it,
-crossing on green, free-flowing traffic, two cars of a red queue's tail standing for a moment, a car
-standing while only a wrong-way driver in the oncoming lane goes by. A stopped car found again under a
-new track id stays one incident. signal_state reads the lit lamp of a synthetic head; ids are
-deterministic across reruns; thresholds are validated and overridable per camera.
+fires once, with a start close to the true start and within the time-to-detect goals (10 s; 3 s for red_light,
+wrong_way and speeding); a car driving away is judged at the stop line by its front, so one that ran the red
+and is held up in the junction with its rear short of the line is raised. Near misses stay quiet: a queue at a
+red light, limit + 5 km/h, a pedestrian on the sidewalk or at the lane's edge, right-way traffic, a car
+standing too near the end of the view to see the road ahead, braking hard from a speed for a red, a short stop
+in a no-stopping zone, a jam through it, normal braking behind a stopped car, a car creeping up behind one
+that braked hard seconds before, a car braking for a standing one and hidden just behind it, crossing on
+green, free-flowing traffic, two cars of a red queue's tail standing for a moment, a car standing while only a
+wrong-way driver in the oncoming lane goes by. A stopped car found again under a new track id stays one
+incident. signal_state reads the lit lamp of a synthetic head; ids are deterministic across reruns; thresholds
+are validated and overridable per camera.
 """
 
 from collections.abc import Callable
@@ -359,6 +359,8 @@ CASES = {
                                             "collision", 2.5 + 1.2 / 10.0, 10.0),
     "pedestrian_crossing_midblock": (
         lambda: pedestrian_case(x0_m=10.0, vx_mps=-1.4, vy_mps=0.0), 12, None, "pedestrian_on_road", 2.0 / 1.4, 10.0),
+    "pedestrian_standing_in_the_lane": (
+        lambda: pedestrian_case(x0_m=6.0, vx_mps=0.0, vy_mps=0.0), 12, None, "pedestrian_on_road", 0.0, 10.0),
     "pedestrian_read_as_a_motorcycle_in_the_lanes": (
         lambda: {1: (["pedestrian" if k < 1.6 * FPS else "motorcycle" for k in range(int(12 * FPS))],
                      pedestrian_case(x0_m=10.0, vx_mps=-1.4, vy_mps=0.0)[1][1])},
@@ -429,6 +431,7 @@ NEAR_MISSES = {
         lambda: {1: ("pedestrian", [(LEFT_X_M, 10.0 + 6.0 * k / FPS) for k in range(int(4 * FPS))]
                      + [(LEFT_X_M, 34.0 + 1.2 * k / FPS) for k in range(int(1.5 * FPS))])}, 6, None),
     "pedestrian_on_sidewalk": (lambda: pedestrian_case(x0_m=9.5, vx_mps=0.0, vy_mps=1.4), 12, None),
+    "pedestrian_standing_at_the_lane_edge": (lambda: pedestrian_case(x0_m=7.2, vx_mps=0.0, vy_mps=0.0), 12, None),
     "pedestrian_track_switched_onto_a_car": (pedestrian_track_on_a_car_case, 25, None),
     "free_flow": (lambda: stream(x_m=LEFT_X_M, speed_kmh=40, every_s=3.0, seconds=30), 30, None),
 }
@@ -831,6 +834,18 @@ def test_a_car_striking_a_standing_motorcycle_lost_in_its_box_is_a_collision(hid
     car = [(LEFT_X_M, max(31.7 + 10.0 * (impact_k - k) / FPS, 31.7)) for k in range(int(12 * FPS))]
     incidents = raised(run({1: ("motorcycle", moto), 2: ("car", car)}, seconds=12, cam=towards), "collision")
     assert len(incidents) == int(collides)
+
+
+def test_time_on_a_crossing_does_not_count_towards_a_pedestrian_on_the_road():
+    """Seed 217 cam04: a pedestrian stood on the crossing at the stop line for seconds, then a jittery box
+    stepped out of the crossing's clearance and was raised at once. The time in the lanes counts from where
+    the crossing ends (6 m from the line, 7.1 s in here)."""
+    on_crossing = [(4.5, 52.0)] * int(5 * FPS)
+    walking_off = [(4.5, 52.0 - 1.4 * k / FPS) for k in range(int(7 * FPS))]
+    (incident,) = raised(run({1: ("pedestrian", on_crossing + walking_off)}, seconds=12), "pedestrian_on_road")
+    left_s = 5.0 + (52.0 - (STOP_Y_M - IncidentRules().crossing_clearance_m)) / 1.4
+    assert left_s - 0.3 <= seconds_after_start(incident.start_ts) <= left_s + 0.5
+    assert seconds_after_start(incident.detected_ts) >= left_s + IncidentRules().pedestrian_min_s - 0.3
 
 
 @pytest.mark.parametrize("striker, speed_mps, collides",
