@@ -276,3 +276,9 @@ def away_from_camera_xy(image_to_ground: np.ndarray, uv: np.ndarray, *, px: floa
     above them: which way is away from the camera there (up the image is farther along the ground)."""
     uv = np.asarray(uv, np.float64).reshape(-1, 2)
     return apply_homography(image_to_ground, uv - [0.0, px]) - apply_homography(image_to_ground, uv)
+
+
+def along_across_m(rel_xy: np.ndarray, direction_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ground offsets `rel_xy` (..., 2) split along a unit `direction_xy` (signed) and across it (unsigned)."""
+    rel_xy = np.asarray(rel_xy, np.float64)
+    return rel_xy @ direction_xy, np.abs(rel_xy[..., 0] * direction_xy[1] - rel_xy[..., 1] * direction_xy[0])

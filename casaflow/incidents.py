@@ -64,7 +64,7 @@ import pyarrow as pa
 
 from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
-from casaflow.geometry import apply_homography, away_from_camera_xy, points_in_polygon
+from casaflow.geometry import along_across_m, apply_homography, away_from_camera_xy, points_in_polygon
 from casaflow.inventory import Camera
 from casaflow.kinematics import leaps_since, longest_unseen_s, too_young_since
 from casaflow.measurement import MAX_GAP_S, OpenWindow, SegmentWindow
@@ -913,9 +913,7 @@ class IncidentDetector:
         for other in current:
             if other is history or not other.is_vehicle:
                 continue
-            rel = other.xy_m[-1] - stop_xy
-            along = float(rel @ direction)
-            lateral = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+            along, lateral = along_across_m(other.xy_m[-1] - stop_xy, direction)
             if 0.5 < along <= rules.queue_gap_m + history.length_m and lateral <= rules.lane_halfwidth_m:
                 if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < 1.0:
                     return True
@@ -934,9 +932,7 @@ class IncidentDetector:
         for other in current:
             if other is history or not other.is_vehicle or other.segment_depth_m[-1, s] < 0:
                 continue
-            rel = other.xy_m[-1] - stop_xy
-            along = float(rel @ direction)
-            lateral = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+            along, lateral = along_across_m(other.xy_m[-1] - stop_xy, direction)
             if not 0.5 < along <= rules.jam_reach_m or lateral > 5 * rules.lane_halfwidth_m:
                 continue
             if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < rules.jam_speed_mps:
@@ -955,9 +951,7 @@ class IncidentDetector:
             keep = other.t_s >= stood_s
             if keep.sum() < 2 or not (other.segment_depth_m[keep, s] >= 0).any():
                 continue
-            rel = other.xy_m[keep] - stop_xy
-            along = rel @ direction
-            lateral = np.abs(rel[:, 0] * direction[1] - rel[:, 1] * direction[0])
+            along, lateral = along_across_m(other.xy_m[keep] - stop_xy, direction)
             behind = np.flatnonzero(along < -1.0)
             if not behind.size:
                 continue
@@ -986,8 +980,9 @@ class IncidentDetector:
             return []
         if longest_unseen_s(t, stood_s, stood_s + rules.collision_confirm_s) > COLLISION_MAX_UNSEEN_S:
             return []
-        approach = np.flatnonzero((t >= stood_s - rules.collision_approach_s) & (t <= stood_s))
-        if len(approach) < 2 or too_young_since(t, stood_s - rules.collision_approach_s):
+        approach_from_s = stood_s - rules.collision_approach_s
+        approach = np.flatnonzero((t >= approach_from_s) & (t <= stood_s))
+        if len(approach) < 2 or too_young_since(t, approach_from_s):
             return []
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))
@@ -1000,7 +995,7 @@ class IncidentDetector:
         if depths[s] < 0 or travel_m < min_speed_mps * max(t[last] - t[first], 1e-6):
             return []  # the net (median-filtered) travel: a jittering box of a creeping bus has a long path
         heading = travel_xy / travel_m
-        if heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or leaps_since(t, xy, since_s=stood_s - rules.collision_approach_s):
+        if heading @ self._segment_dir_xy[s] < MIN_HEADING_COS or leaps_since(t, xy, since_s=approach_from_s):
             return []
         along = history.smooth_xy_m[approach] @ self._segment_dir_xy[s]
         if (np.maximum.accumulate(along) - along).max() > rules.still_radius_m:
@@ -1010,17 +1005,16 @@ class IncidentDetector:
         for other in [*current, *self._lost]:
             if other is history or not other.is_vehicle or len(other.t_s) < 2 or other.segment_depth_m[-1, s] < 0:
                 continue
-            approach_s = stood_s - rules.collision_approach_s
-            if other.t_s[0] > approach_s or not ((other.t_s >= approach_s) & (other.t_s < stood_s)).any():
+            if other.t_s[0] > approach_from_s or not ((other.t_s >= approach_from_s) & (other.t_s < stood_s)).any():
                 continue  # not there all along as the striker came (seed 222 cam02: a track found again 20 m on)
-            if leaps_since(other.t_s, other.xy_m, since_s=approach_s):
+            if leaps_since(other.t_s, other.xy_m, since_s=approach_from_s):
                 continue
             seen_s = float(other.t_s[-1])
             if path_speed_mps(other.t_s, other.smooth_xy_m, start_s=seen_s - rules.collision_confirm_s, end_s=seen_s) > 1.0:
                 continue  # median-filtered: a standing motorcycle's box jitters
             if longest_unseen_s(other.t_s, seen_s - rules.collision_confirm_s, seen_s) > COLLISION_MAX_UNSEEN_S:
                 continue
-            contact_s = self._contact_s(history, other, heading, start_s=stood_s - rules.collision_approach_s,
+            contact_s = self._contact_s(history, other, heading, start_s=approach_from_s,
                                         end_s=stood_s + rules.collision_confirm_s)  # the impact is what stopped it
             if contact_s is None:
                 continue
@@ -1076,9 +1070,7 @@ class IncidentDetector:
         vanished: close behind it, at `VANISHED_STRIKER_MIN_MPS` or faster, not braking, too fast to stop."""
         rules = self.rules
         last_s = float(other.t_s[-1])
-        rel = stop_xy - other.smooth_xy_m[-1]
-        along_m = float(rel @ direction)
-        lateral_m = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+        along_m, lateral_m = along_across_m(stop_xy - other.smooth_xy_m[-1], direction)
         recent = other.t_s >= last_s - 1.0
         speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
         gap_m = along_m - (min(struck.length_m, other.length_m) + rules.contact_margin_m)
@@ -1102,9 +1094,7 @@ class IncidentDetector:
         if k == len(other.t_s) - 1 or other_stood_s < struck_stood_s:
             return None
         other_stop_xy = np.median(other.xy_m[k:], axis=0)
-        rel = stop_xy - other_stop_xy
-        along_m = float(rel @ direction)
-        lateral_m = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+        along_m, lateral_m = along_across_m(stop_xy - other_stop_xy, direction)
         if lateral_m > rules.lane_halfwidth_m or not 0.0 <= along_m <= min(struck.length_m, other.length_m) + rules.contact_margin_m:
             return None
         if leaps_since(other.t_s, other.xy_m, since_s=other_stood_s - 2.0):
@@ -1144,9 +1134,7 @@ class IncidentDetector:
         mine = history.smooth_xy_m[keep]
         others = other.smooth_xy_m
         theirs = np.stack([np.interp(times, other.t_s, others[:, 0]), np.interp(times, other.t_s, others[:, 1])], axis=1)
-        rel = theirs - mine
-        along = rel @ heading
-        lateral = np.abs(rel[:, 0] * heading[1] - rel[:, 1] * heading[0])
+        along, lateral = along_across_m(theirs - mine, heading)
         same_lane = lateral <= rules.lane_halfwidth_m
         reach_m = min(history.length_m, other.length_m) + rules.contact_margin_m
         touching = same_lane & (np.abs(along) <= reach_m)
@@ -1168,7 +1156,7 @@ class IncidentDetector:
         pace_mps = max(path_speed_mps(history.t_s, history.smooth_xy_m, start_s=now_s - 1.0, end_s=now_s), net_mps)
         if pace_mps > rules.pedestrian_max_speed_mps:
             return []  # faster than anyone on foot: a cyclist taken for a pedestrian
-        away = ~self._near_crossing(history.xy_m)
+        away = ~self._near_crossing(history)
         if not away[-1]:
             return []
         depth_m = max(rules.pedestrian_margin_m, 0.0 if net_mps >= WALKING_MPS else rules.pedestrian_standing_depth_m)
@@ -1182,16 +1170,14 @@ class IncidentDetector:
                 xy_m=history.xy_m[-1]))
         return []
 
-    def _near_crossing(self, xy_m: np.ndarray) -> np.ndarray:
-        """Whether each point is within `crossing_clearance_m` of a stop line, where pedestrians cross: time
-        spent there does not count towards `pedestrian_min_s` (seed 217 cam04: a pedestrian on the crossing
-        for seconds, raised as soon as a jittery box stepped 0.7 m out of its clearance)."""
-        near = np.zeros(len(xy_m), bool)
-        for line in self._stop_lines:
-            rel = xy_m - line.start_xy_m
-            along = np.clip(rel @ line.unit_xy, 0, line.length_m)
-            near |= np.linalg.norm(rel - along[:, None] * line.unit_xy, axis=1) <= self.rules.crossing_clearance_m
-        return near
+    def _near_crossing(self, history: _History) -> np.ndarray:
+        """Whether each point of the history is within `crossing_clearance_m` of a stop line (from its offset
+        across the line and its place along it), where pedestrians cross: time spent there does not count
+        towards `pedestrian_min_s` (seed 217 cam04: a pedestrian on the crossing for seconds, raised as soon as
+        a jittery box stepped 0.7 m out of its clearance)."""
+        lengths_m = np.array([line.length_m for line in self._stop_lines])
+        beyond_ends_m = (history.stop_lateral - np.clip(history.stop_lateral, 0.0, 1.0)) * lengths_m
+        return (np.hypot(history.stop_offset_m, beyond_ends_m) <= self.rules.crossing_clearance_m).any(axis=1)
 
     def _congestion_rules(self, now_s: float, frame_ts: datetime, windows: Sequence[SegmentWindow],
                           open_windows: Mapping[str, OpenWindow]) -> list[Incident]:

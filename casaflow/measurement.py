@@ -181,15 +181,14 @@ class SegmentMeter:
             anchors_uv = self._anchors.image_points(vehicles.xyxy, vehicles.class_id)
             ground_xy = apply_homography(self._homography, anchors_uv)
             away_xy = away_from_camera_xy(self._homography, anchors_uv)
+            for track_id, xy in zip(vehicles.tracker_id.tolist(), ground_xy):
+                if self._reverses(track_id, xy, t_s):
+                    self._leg[track_id] = self._leg.get(track_id, 0) + 1
             for geometry in self._segments:
                 if self._hides_line(geometry, vehicles, ground_xy, away_xy):
                     self._line_hidden_since.setdefault(geometry.segment.id, t_s)
                 else:
                     self._line_hidden_since.pop(geometry.segment.id, None)
-            for track_id, xy in zip(vehicles.tracker_id.tolist(), ground_xy):
-                if self._reverses(track_id, xy, t_s):
-                    self._leg[track_id] = self._leg.get(track_id, 0) + 1
-            for geometry in self._segments:
                 inside = self._inside(geometry, ground_xy, away_xy, vehicles.class_id)
                 self._measure_segment(geometry, vehicles.tracker_id, vehicles.class_id, anchors_uv, ground_xy, inside, t_s)
             for track_id, class_id, uv, xy in zip(vehicles.tracker_id.tolist(), vehicles.class_id.tolist(), anchors_uv, ground_xy):
@@ -261,9 +260,8 @@ class SegmentMeter:
         centre is, half a typical length on from the anchor (its near end) along the road, away from the
         camera (`away_xy`, `away_from_camera_xy` at the anchors); as the truth places them. Counting follows
         the anchor, which crosses the count line."""
-        towards = np.sign(away_xy @ geometry.direction_xy)
         half_length_m = np.asarray(TYPICAL_LENGTH_M)[np.asarray(class_ids)] / 2
-        return points_in_polygon(ground_xy + (half_length_m * towards)[:, None] * geometry.direction_xy, geometry.zone_xy)
+        return points_in_polygon(ground_xy + half_length_m[:, None] * _footprint_axis_xy(geometry, away_xy), geometry.zone_xy)
 
     def _hides_line(self, geometry, vehicles: Detections, ground_xy: np.ndarray, away_xy: np.ndarray) -> bool:
         """Whether vehicles hide at least half of the segment's count line: their box covers a point of it
@@ -275,8 +273,7 @@ class SegmentMeter:
         covered = (boxes[..., 0] <= u) & (u <= boxes[..., 2]) & (boxes[..., 1] <= v) & (v < boxes[..., 3])
         if not covered.any():
             return False
-        towards = np.sign(away_xy @ geometry.direction_xy + 1e-12)
-        axis_xy = towards[:, None] * geometry.direction_xy
+        axis_xy = _footprint_axis_xy(geometry, away_xy)
         rel = geometry.line_points_xy[None] - ground_xy[:, None]
         along_m = np.einsum("npk,nk->np", rel, axis_xy)
         across_m = np.abs(rel[..., 0] * axis_xy[:, None, 1] - rel[..., 1] * axis_xy[:, None, 0])
@@ -453,6 +450,12 @@ def _speed_kmh(totals: _Totals) -> float | None:
     if totals.vehicle_seconds <= 0:
         return None
     return max(totals.metres, 0.0) / totals.vehicle_seconds * 3.6
+
+
+def _footprint_axis_xy(geometry: _SegmentGeometry, away_xy: np.ndarray) -> np.ndarray:
+    """(n, 2) unit vectors along the segment's road pointing away from the camera at each anchor (`away_xy`,
+    `away_from_camera_xy` there): the way a vehicle's footprint extends from its anchor, its near end."""
+    return np.sign(away_xy @ geometry.direction_xy + 1e-12)[:, None] * geometry.direction_xy
 
 
 def window_end_for(ts: datetime, window_s: float) -> datetime:

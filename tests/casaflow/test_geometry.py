@@ -7,6 +7,7 @@ import pytest
 
 from casaflow.geometry import (
     PinholeCamera,
+    along_across_m,
     apply_homography,
     clip_polygon_to_rect,
     convex_hull,
@@ -99,3 +100,12 @@ def test_polygon_helpers():
 def test_rejects_bad_parameters(bad):
     with pytest.raises(ValueError):
         make_camera(**bad)
+
+
+def test_along_across_splits_offsets_by_a_direction():
+    north = np.array([0.0, 1.0])
+    along, across = along_across_m(np.array([[3.0, 4.0], [-2.0, -5.0]]), north)
+    np.testing.assert_allclose(along, [4.0, -5.0])
+    np.testing.assert_allclose(across, [3.0, 2.0])
+    along, across = along_across_m(np.array([3.0, 4.0]), np.array([0.6, 0.8]))
+    assert along == pytest.approx(5.0) and across == pytest.approx(0.0)

@@ -96,6 +96,12 @@ def camera(*, stop_line: bool = True, no_stopping: bool = True) -> Camera:
     )
 
 
+def towards_camera() -> Camera:
+    """`camera()` without stop line or no-stopping zone, its traffic coming towards the camera."""
+    cam = camera(stop_line=False, no_stopping=False)
+    return cam.model_copy(update={"segments": [cam.segments[0].model_copy(update={"direction_deg": 180})]})
+
+
 def box_at(x_m: float, y_m: float, cls: str) -> list[float]:
     width_m, height_m = (0.5, 1.7) if cls == "pedestrian" else (1.8, 1.5)
     points = np.array([[x_m - width_m / 2, y_m, 0.0], [x_m + width_m / 2, y_m, 0.0], [x_m, y_m, height_m]])
@@ -786,11 +792,9 @@ def test_geometry_helpers():
 def test_a_car_closing_up_behind_a_standing_one_towards_the_camera_is_no_collision():
     """Seed 216 cam03: where traffic comes towards the camera, a car closing up behind a standing one is
     the farther of the two and goes out of sight behind it in any queue: its vanishing is no impact."""
-    towards = camera(stop_line=False, no_stopping=False)
-    towards = towards.model_copy(update={"segments": [towards.segments[0].model_copy(update={"direction_deg": 180})]})
     standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
     follower = [(LEFT_X_M, y) if y > 36.0 else None for y in (61.0 - 10.0 * k / FPS for k in range(int(10 * FPS)))]
-    assert not raised(run({1: ("car", standing), 2: ("car", follower)}, seconds=10, cam=towards), "collision")
+    assert not raised(run({1: ("car", standing), 2: ("car", follower)}, seconds=10, cam=towards_camera()), "collision")
 
 
 def towards_camera_striker(decel_mps2: float, *, seconds: float = 10.0) -> Path:
@@ -814,11 +818,9 @@ def test_a_striker_stopped_by_the_impact_towards_the_camera_then_hidden_is_a_col
     """Seed 216 cam05: towards the camera the striker is the farther car; it stopped from 10.8 m/s in 0.2 s
     against the standing one and its track ended there, hidden behind it. A car braking to a stop behind
     it and hidden the same way is a queue closing up."""
-    towards = camera(stop_line=False, no_stopping=False)
-    towards = towards.model_copy(update={"segments": [towards.segments[0].model_copy(update={"direction_deg": 180})]})
     standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
-    incidents = raised(run({1: ("car", standing), 2: ("car", towards_camera_striker(decel_mps2))}, seconds=10, cam=towards),
-                       "collision")
+    objects = {1: ("car", standing), 2: ("car", towards_camera_striker(decel_mps2))}
+    incidents = raised(run(objects, seconds=10, cam=towards_camera()), "collision")
     assert len(incidents) == int(collides)
 
 
@@ -827,12 +829,10 @@ def test_a_car_striking_a_standing_motorcycle_lost_in_its_box_is_a_collision(hid
     """Seed 233 cam07: a car ran at 10 m/s into a motorcycle standing towards the camera, and the detector
     lost the motorcycle in the car's box 0.4 s before the impact; the motorcycle stood, so it is held where
     it was seen. One that went out of sight 3 s earlier is not known to be there."""
-    towards = camera(stop_line=False, no_stopping=False)
-    towards = towards.model_copy(update={"segments": [towards.segments[0].model_copy(update={"direction_deg": 180})]})
     impact_k = int(6.0 * FPS)
     moto = [(LEFT_X_M, 30.0) if k < impact_k - hidden_before_s * FPS else None for k in range(int(12 * FPS))]
     car = [(LEFT_X_M, max(31.7 + 10.0 * (impact_k - k) / FPS, 31.7)) for k in range(int(12 * FPS))]
-    incidents = raised(run({1: ("motorcycle", moto), 2: ("car", car)}, seconds=12, cam=towards), "collision")
+    incidents = raised(run({1: ("motorcycle", moto), 2: ("car", car)}, seconds=12, cam=towards_camera()), "collision")
     assert len(incidents) == int(collides)
 
 
