@@ -122,6 +122,10 @@ WALKING_MPS = 0.5
 PEDESTRIAN_PACE_S = 3.0
 """A 'pedestrian' is also judged by its net speed over this long: a far cyclist's box jitters and slows
 for a second now and then, while its class flickers to pedestrian."""
+SPEEDING_EXIT_M = 1.0
+"""A front this far past a zone's edge has left it: within an anchor's error of the edge, a speeder braking
+to a stand at the far end of the view may still be inside, and a passage lasts until the front leaves
+(seed 222 cam01: a car braked from 85 km/h to stand 0.1 m out by its anchor, inside by the truth)."""
 SPEEDING_LOST_S = 0.5
 """A vehicle unseen this long inside a zone has ended its passage as far as the camera can measure it."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
@@ -728,7 +732,7 @@ class IncidentDetector:
             if self._wrong_way(history, s, run, xy[run:] @ self._segment_dir_xy[s]):
                 raised += self._raise_once("wrong_way", [history.track_id], lambda s=s, run=run: self._incident(
                     "wrong_way", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1]))
-        front_inside = history.front_depth_m >= 0
+        front_inside = history.front_depth_m >= -SPEEDING_EXIT_M
         if len(t) >= 2:
             for s in np.flatnonzero(front_inside[-2] & ~front_inside[-1]):
                 raised += self._speeding(history, s, trailing_run_start(front_inside[:-1, s]), len(t) - 1, frame_ts)
@@ -766,7 +770,7 @@ class IncidentDetector:
             lost_s = history.t_s[-1] + SPEEDING_LOST_S if len(history.t_s) else math.inf
             if id(history) in seen_now or not history.is_vehicle or not self._last_update_s < lost_s <= now_s:
                 continue
-            front_inside = history.front_depth_m >= 0
+            front_inside = history.front_depth_m >= -SPEEDING_EXIT_M
             for s in np.flatnonzero(front_inside[-1]):
                 raised += self._speeding(history, s, trailing_run_start(front_inside[:, s]), len(history.t_s), frame_ts)
         return raised

@@ -622,6 +622,16 @@ def test_a_vehicle_slowing_down_driving_away_is_timed_by_its_front():
     assert raised(run({1: ("bus", braking)}, seconds=6), "speeding")
 
 
+@pytest.mark.parametrize("front_past_m, speeding", [(0.5, False), (2.5, True)])
+def test_a_speeder_standing_at_the_far_edge_has_not_left_the_zone(front_past_m, speeding):
+    """Seed 222 cam01: a car braking from 85 km/h to a stand with its front 0.1 m past the far edge of the
+    zone by its anchor, inside it by the truth: a passage lasts until the front leaves, and a stand within
+    an anchor's error of the edge (`SPEEDING_EXIT_M`) is not leaving. One standing 2.5 m out has left."""
+    stop_y_m = 60.0 + front_past_m - TYPICAL_LENGTH_M[CLASS_IDS["car"]]
+    car = {1: ("car", drive(speed_kmh=85, seconds=12, y0_m=5.0, stop_at_s={stop_y_m: 100.0}, decel_mps2=15.0))}
+    assert bool(raised(run(car, seconds=12, cam=camera(stop_line=False, no_stopping=False)), "speeding")) == speeding
+
+
 def test_a_track_born_at_the_stop_line_is_not_judged():
     """Seen for the first time 0.6 s before the line: as likely an identity switch (a standing bus's track
     jumping 21 m to the next vehicle, seed 303) as a car; its crossing step cannot be checked for a leap."""
