@@ -944,8 +944,9 @@ class IncidentDetector:
 
     def _passers(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, stood_s: float) -> int:
         """Vehicles that drove past stop_xy, in segment s's direction, since stood_s: traffic of segment s,
-        seen in its zone at least once. On a one-lane road they overtake through the oncoming lanes; a
-        wrong-way driver there, never in the zone, passes nothing."""
+        seen in its zone at least once, judged from their last point behind it (seed 238 cam04: the one
+        passer turned in from a side street 22 m to the side). On a one-lane road they overtake through the
+        oncoming lanes; a wrong-way driver there, never in the zone, passes nothing."""
         direction = self._segment_dir_xy[s]
         count = 0
         for other in self._histories.values():
@@ -958,11 +959,13 @@ class IncidentDetector:
             behind = np.flatnonzero(along < -1.0)
             if not behind.size:
                 continue
-            i = int(behind[0])
-            ahead = np.flatnonzero((along > 1.0) & (np.arange(len(along)) > i))
-            if not ahead.size or lateral[i:ahead[0] + 1].max() > 12.0:
+            ahead = np.flatnonzero((along > 1.0) & (np.arange(len(along)) > behind[0]))
+            if not ahead.size:
                 continue
             j = int(ahead[0])
+            i = int(behind[behind < j][-1])
+            if lateral[i:j + 1].max() > 12.0:
+                continue
             times = other.t_s[keep]
             if (along[j] - along[i]) / max(times[j] - times[i], 1e-6) >= self.rules.passing_speed_mps:
                 count += 1

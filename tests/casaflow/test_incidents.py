@@ -764,6 +764,16 @@ def test_ids_are_deterministic_across_reruns():
     assert first[0].incident_id.startswith("stopped_vehicle:cam:cam.north:")
 
 
+def test_a_vehicle_turning_in_behind_a_stopped_one_and_driving_past_passes_it():
+    """Seed 238 cam04: the one vehicle that drove past the broken-down car came out of a side street behind
+    it, 12.75 m to its side there, and passed it in the next lane."""
+    broken = drive(speed_kmh=36, seconds=30, stop_at_s={30.0: 100.0})
+    side_street = [None] * int(10 * FPS) + [(15.5 - 5.0 * k / FPS, 26.0) for k in range(int(1.85 * FPS))]
+    passer = side_street + [(RIGHT_X_M, 26.0 + 10.0 * k / FPS) for k in range(int(4 * FPS))]
+    incidents = run({1: ("car", broken), 2: ("car", passer)}, seconds=30, cam=camera(stop_line=False, no_stopping=False))
+    assert raised(incidents, "stopped_vehicle")
+
+
 def test_stopped_vehicle_ends_when_it_moves_off():
     broken = drive(speed_kmh=36, seconds=40, stop_at_s={30.0: 20.0})
     incidents = run({1: ("car", broken), **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}, seconds=40)
