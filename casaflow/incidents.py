@@ -1044,11 +1044,12 @@ class IncidentDetector:
     def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
                             stop_xy: np.ndarray) -> list[Incident]:
         """A standing vehicle struck by one behind it in its lane whose track ended at the impact: after it one
-        box covers both. Where traffic drives away from the camera the striker vanishes behind the standing
-        one before it stops: it was about to hit it, too fast to stop (it would have needed more than
-        `collision_decel_mps2`, and was not braking: `BRAKING_SPEED_RATIO`). Where traffic comes towards the
-        camera the striker is the farther one, seen until the standing one hides it: it is judged on how it
-        stopped (`_stopped_on_impact`), since every vehicle closing up a queue there vanishes too."""
+        box covers both. A striker that vanished close behind it was about to hit it, too fast to stop (it
+        would have needed more than `collision_decel_mps2`, and was not braking: `BRAKING_SPEED_RATIO`); where
+        traffic drives away from the camera it vanishes behind the standing one, where it comes towards the
+        camera the standing one hides it (seed 238 cam07: lost at 10 m/s a metre or two before the impact).
+        Towards the camera a striker seen to stop against it before it was hidden is judged on how it
+        stopped (`_stopped_on_impact`, seed 216 cam05)."""
         rules = self.rules
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))
@@ -1062,10 +1063,9 @@ class IncidentDetector:
                 continue
             if last_s < stood_s or not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0:
                 continue  # the striker vanished at the impact, a confirmation time ago
-            if self._segment_towards_camera[s]:
+            impact_s = self._vanished_at_speed(other, history, stop_xy, direction)
+            if impact_s is None and self._segment_towards_camera[s]:
                 impact_s = self._stopped_on_impact(other, history, stood_s, stop_xy, direction)
-            else:
-                impact_s = self._vanished_at_speed(other, history, stop_xy, direction)
             if impact_s is not None:
                 return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []

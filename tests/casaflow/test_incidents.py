@@ -831,9 +831,13 @@ def test_geometry_helpers():
 
 def test_a_car_closing_up_behind_a_standing_one_towards_the_camera_is_no_collision():
     """Seed 216 cam03: where traffic comes towards the camera, a car closing up behind a standing one is
-    the farther of the two and goes out of sight behind it in any queue: its vanishing is no impact."""
+    the farther of the two and goes out of sight behind it in any queue: braking to stop 1.7 m short of it
+    (from 10 m/s at 3.5 m/s2), its vanishing 2 m before that is no impact."""
     standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
-    follower = [(LEFT_X_M, y) if y > 36.0 else None for y in (61.0 - 10.0 * k / FPS for k in range(int(10 * FPS)))]
+    stop_y = 30.0 + 4.3 + 1.7
+    to_go_m = [max(10.0**2 / 7.0 - 10.0 * t + 1.75 * t * t, 0.0) if t < 10.0 / 3.5 else 0.0
+               for t in (k / FPS for k in range(int(10 * FPS)))]
+    follower = [(LEFT_X_M, stop_y + m) if m > 2.0 else None for m in to_go_m]
     assert not raised(run({1: ("car", standing), 2: ("car", follower)}, seconds=10, cam=towards_camera()), "collision")
 
 
@@ -861,6 +865,18 @@ def test_a_striker_stopped_by_the_impact_towards_the_camera_then_hidden_is_a_col
     standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
     objects = {1: ("car", standing), 2: ("car", towards_camera_striker(decel_mps2))}
     incidents = raised(run(objects, seconds=10, cam=towards_camera()), "collision")
+    assert len(incidents) == int(collides)
+
+
+@pytest.mark.parametrize("lost_gap_m, collides", [(1.5, True), (15.0, False)])
+def test_a_striker_hidden_at_speed_just_before_the_impact_towards_the_camera_is_a_collision(lost_gap_m, collides):
+    """Seed 238 cam07: towards the camera the standing car hid the striker at 10 m/s, a metre or two before
+    their footprints met, and its track ended there. One lost at that speed 15 m away could still stop."""
+    standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
+    contact_y = 30.0 + 4.3
+    striker = [(LEFT_X_M, y) if y > contact_y + lost_gap_m else None
+               for y in (contact_y + 30.0 - 10.0 * k / FPS for k in range(int(10 * FPS)))]
+    incidents = raised(run({1: ("car", standing), 2: ("car", striker)}, seconds=10, cam=towards_camera()), "collision")
     assert len(incidents) == int(collides)
 
 
