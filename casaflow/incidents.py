@@ -30,9 +30,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
   `collision_decel_mps2` needed, at `VANISHED_STRIKER_MIN_MPS` or faster) and without braking when it
   vanished there: one box covers both after the impact (not inferred for two-wheelers, which filter past
-  standing traffic and vanish behind it). Where traffic comes towards the camera the one behind is hidden by
-  the one ahead whenever it closes up, so there it must have been seen stopping against it, harder than
-  `collision_decel_mps2` allows;
+  standing traffic and vanish behind it; where traffic comes towards the camera the one ahead hides it).
+  Towards the camera, also one behind seen stopping against it, harder than `collision_decel_mps2` allows,
+  before it was hidden;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
   `pedestrian_min_s`, if standing still at least `pedestrian_standing_depth_m` into it (a car's edge read as a
   pedestrian, or someone at the kerb, stands within an anchor's error of the edge: seeds 222 cam04, 234
