@@ -155,7 +155,7 @@ WRONG_WAY_SEEN_SHARE = 0.5
 track unseen for 3 s behind a standing queue came back 10 m back against it (seed 223 cam03: its box had
 jumped to the car behind), while a wrong-way driver hidden for a second by a passing car was seen driving
 9 m of its 17."""
-FREE_FLOW_RATIO = dict((los, ratio) for ratio, los in LOS_THRESHOLDS)["C"]
+FREE_FLOW_RATIO = next(ratio for ratio, los in LOS_THRESHOLDS if los == "C")
 """A closed window at this speed ratio or above flowed (level of service C or better)."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
@@ -463,6 +463,12 @@ class _History:
     def length_m(self) -> float:
         return TYPICAL_LENGTH_M[self.class_id]
 
+    @property
+    def front_in_zone(self) -> np.ndarray:
+        """(n, segments) whether the front is in each segment's zone as a speed passage counts it: it leaves
+        `SPEEDING_EXIT_M` past the edge."""
+        return self.front_depth_m >= -SPEEDING_EXIT_M
+
 
 @dataclass
 class _Open:
@@ -732,7 +738,7 @@ class IncidentDetector:
             if self._wrong_way(history, s, run, xy[run:] @ self._segment_dir_xy[s]):
                 raised += self._raise_once("wrong_way", [history.track_id], lambda s=s, run=run: self._incident(
                     "wrong_way", s, [history.track_id], start_s=t[run], frame_ts=frame_ts, xy_m=xy[-1]))
-        front_inside = history.front_depth_m >= -SPEEDING_EXIT_M
+        front_inside = history.front_in_zone
         if len(t) >= 2:
             for s in np.flatnonzero(front_inside[-2] & ~front_inside[-1]):
                 raised += self._speeding(history, s, trailing_run_start(front_inside[:-1, s]), len(t) - 1, frame_ts)
@@ -770,7 +776,7 @@ class IncidentDetector:
             lost_s = history.t_s[-1] + SPEEDING_LOST_S if len(history.t_s) else math.inf
             if id(history) in seen_now or not history.is_vehicle or not self._last_update_s < lost_s <= now_s:
                 continue
-            front_inside = history.front_depth_m >= -SPEEDING_EXIT_M
+            front_inside = history.front_in_zone
             for s in np.flatnonzero(front_inside[-1]):
                 raised += self._speeding(history, s, trailing_run_start(front_inside[:, s]), len(history.t_s), frame_ts)
         return raised
@@ -1079,7 +1085,7 @@ class IncidentDetector:
         along_m, lateral_m = along_across_m(stop_xy - other.smooth_xy_m[-1], direction)
         recent = other.t_s >= last_s - 1.0
         speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
-        gap_m = along_m - (min(struck.length_m, other.length_m) + rules.contact_margin_m)
+        gap_m = along_m - self._contact_reach_m(struck, other)
         if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < VANISHED_STRIKER_MIN_MPS:
             return None
         if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
@@ -1101,7 +1107,7 @@ class IncidentDetector:
             return None
         other_stop_xy = np.median(other.xy_m[k:], axis=0)
         along_m, lateral_m = along_across_m(stop_xy - other_stop_xy, direction)
-        if lateral_m > rules.lane_halfwidth_m or not 0.0 <= along_m <= min(struck.length_m, other.length_m) + rules.contact_margin_m:
+        if lateral_m > rules.lane_halfwidth_m or not 0.0 <= along_m <= self._contact_reach_m(struck, other):
             return None
         if leaps_since(other.t_s, other.xy_m, since_s=other_stood_s - 2.0):
             return None  # an identity switch in the arrival could fake the stop
@@ -1129,6 +1135,11 @@ class IncidentDetector:
             self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
         return raised
 
+    def _contact_reach_m(self, one: _History, other: _History) -> float:
+        """Distance along the lane between two vehicles' anchors within which their footprints meet: the
+        shorter one's length plus `contact_margin_m` (an anchor at 50 m is off by up to a metre)."""
+        return min(one.length_m, other.length_m) + self.rules.contact_margin_m
+
     def _contact_s(self, history: _History, other: _History, heading: np.ndarray, *, start_s: float, end_s: float) -> float | None:
         """First time in [start_s, end_s] the two footprints meet in one lane, having been seen apart; None
         if they never do. `other` (standing) is held where it was last seen for `STRUCK_HELD_S`."""
@@ -1142,7 +1153,7 @@ class IncidentDetector:
         theirs = np.stack([np.interp(times, other.t_s, others[:, 0]), np.interp(times, other.t_s, others[:, 1])], axis=1)
         along, lateral = along_across_m(theirs - mine, heading)
         same_lane = lateral <= rules.lane_halfwidth_m
-        reach_m = min(history.length_m, other.length_m) + rules.contact_margin_m
+        reach_m = self._contact_reach_m(history, other)
         touching = same_lane & (np.abs(along) <= reach_m)
         ahead_before = same_lane & (along > 0)
         drove_in = same_lane & (along <= 0) & (np.maximum.accumulate(ahead_before))
