@@ -159,15 +159,18 @@ FREE_FLOW_RATIO = next(ratio for ratio, los in LOS_THRESHOLDS if los == "C")
 """A closed window at this speed ratio or above flowed (level of service C or better)."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
-FRONT_UNCERTAINTY = 0.3
-"""A front placed a typical length ahead of the rear is off by up to this fraction of the length (buses run
-10-18 m): the front must be this far past a stop line, or `red_light_past_m` if more, to have crossed it."""
+LENGTH_UNCERTAINTY = 0.3
+"""One vehicle's length is off its class's typical length by up to this fraction (buses run 10-18 m, trucks
+7-12 m): a front placed a typical length ahead of the rear must be this far past a stop line, or
+`red_light_past_m` if more, to have crossed it, and two anchors a length apart may be this much further."""
 RED_LIGHT_MAX_GAP_S = 1.0
 """A crossing is judged only where the track was seen within this long either side of it: across a longer
 gap it may have switched to another road user (seed 232 cam03: a car lost behind a truck just short of the
 line; its track took a car crossing the junction 2.2 s later)."""
 MIN_HEADING_COS = 0.8
 """A vehicle's motion within about 37 degrees of a segment's direction travels along it."""
+ACROSS_COS = 0.5
+"""Motion more than 60 degrees off a segment's direction crosses it."""
 
 INCIDENT_SCHEMA = pa.schema(
     [
@@ -402,6 +405,16 @@ def net_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: f
     return float(np.linalg.norm(xy_m[keep[-1]] - xy_m[keep[0]]) / (t_s[keep[-1]] - t_s[keep[0]]))
 
 
+def fastest_net_mps(t_s: np.ndarray, xy_m: np.ndarray, *, over_s: float) -> float:
+    """Highest net speed between points about `over_s` apart (at least half that); 0 if none are."""
+    earlier = np.searchsorted(t_s, t_s - over_s)
+    dt_s = t_s - t_s[earlier]
+    ok = dt_s >= over_s / 2
+    if not ok.any():
+        return 0.0
+    return float((np.linalg.norm(xy_m[ok] - xy_m[earlier[ok]], axis=1) / dt_s[ok]).max())
+
+
 def local_frame_for(camera: Camera) -> LocalFrame:
     """Estimates the city's local frame origin from the segments: the ground centroid of each zone against
     the mid-point of its lon/lat centre line (the inventory has no origin of its own)."""
@@ -472,11 +485,14 @@ class _History:
 
 @dataclass
 class _Open:
-    """An open incident that ends when its track moves away (or is forgotten)."""
+    """An open incident's vehicle, which ends it (with the other vehicle, for a collision) when it moves off
+    its spot (or is forgotten)."""
 
     incident: Incident
     track_id: int
     stop_xy_m: np.ndarray
+    at_spot_s: float
+    """When its vehicle was last seen on the spot."""
 
 
 @dataclass
@@ -585,7 +601,7 @@ class IncidentDetector:
         for history in current:
             if history.is_vehicle:
                 raised += self._vehicle_rules(history, current, now_s, frame_ts)
-            else:
+            if not history.is_vehicle or self._walking_across(history, now_s):
                 raised += self._pedestrian_rule(history, now_s, frame_ts)
         raised += self._lost_in_zone_speeding(current, now_s, frame_ts)
         raised += self._congestion_rules(now_s, frame_ts, windows, open_windows)
@@ -814,7 +830,7 @@ class IncidentDetector:
         settled = len(history.t_s) - SMOOTHING_LAG
         for k, line in enumerate(self._stop_lines):
             front_ahead_m = history.length_m if line.anchor_is_rear else 0.0
-            past_m = max(self.rules.red_light_past_m, FRONT_UNCERTAINTY * front_ahead_m)
+            past_m = max(self.rules.red_light_past_m, LENGTH_UNCERTAINTY * front_ahead_m)
             anchor_m = history.stop_offset_m[:, k : k + 1]
             if settled < 2 or anchor_m[max(settled - 3, 0) : settled + 2].max() + front_ahead_m < past_m:
                 continue  # the last settled median comes from these points: none is past the line
@@ -896,7 +912,7 @@ class IncidentDetector:
         raised = self._raise_once(type_, [history.track_id], lambda: self._incident(
             type_, s, [history.track_id], start_s=start_s, frame_ts=frame_ts, xy_m=stop_xy))
         for incident in raised:
-            self._open[(type_, history.track_id)] = _Open(incident, history.track_id, stop_xy)
+            self._open[(type_, history.track_id)] = _Open(incident, history.track_id, stop_xy, history.last_seen_s)
         return raised
 
     def _clear_s(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> float:
@@ -1026,7 +1042,7 @@ class IncidentDetector:
                 continue  # median-filtered: a standing motorcycle's box jitters
             if longest_unseen_s(other.t_s, seen_s - rules.collision_confirm_s, seen_s) > COLLISION_MAX_UNSEEN_S:
                 continue
-            contact_s = self._contact_s(history, other, heading, start_s=approach_from_s,
+            contact_s = self._contact_s(history, other, s, heading, start_s=approach_from_s,
                                         end_s=stood_s + rules.collision_confirm_s)  # the impact is what stopped it
             if contact_s is None:
                 continue
@@ -1061,7 +1077,6 @@ class IncidentDetector:
         s = int(np.argmax(depths))
         if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
             return []
-        direction = self._segment_dir_xy[s]
         now_s = frame_ts.timestamp()
         for other in self._lost:
             last_s = float(other.t_s[-1])
@@ -1069,23 +1084,23 @@ class IncidentDetector:
                 continue
             if last_s < stood_s or not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0:
                 continue  # the striker vanished at the impact, a confirmation time ago
-            impact_s = self._vanished_at_speed(other, history, stop_xy, direction)
+            impact_s = self._vanished_at_speed(other, history, stop_xy, s)
             if impact_s is None and self._segment_towards_camera[s]:
-                impact_s = self._stopped_on_impact(other, history, stood_s, stop_xy, direction)
+                impact_s = self._stopped_on_impact(other, history, stood_s, stop_xy, s)
             if impact_s is not None:
                 return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
 
-    def _vanished_at_speed(self, other: _History, struck: _History, stop_xy: np.ndarray,
-                           direction: np.ndarray) -> float | None:
+    def _vanished_at_speed(self, other: _History, struck: _History, stop_xy: np.ndarray, s: int) -> float | None:
         """When `other` would have hit the standing vehicle at stop_xy, had it gone on as it was when it
         vanished: close behind it, at `VANISHED_STRIKER_MIN_MPS` or faster, not braking, too fast to stop."""
         rules = self.rules
+        direction = self._segment_dir_xy[s]
         last_s = float(other.t_s[-1])
         along_m, lateral_m = along_across_m(stop_xy - other.smooth_xy_m[-1], direction)
         recent = other.t_s >= last_s - 1.0
         speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
-        gap_m = along_m - self._contact_reach_m(struck, other)
+        gap_m = along_m - self._contact_reach_m(struck, other, s)
         if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < VANISHED_STRIKER_MIN_MPS:
             return None
         if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
@@ -1096,18 +1111,19 @@ class IncidentDetector:
         return last_s + max(gap_m, 0.0) / speed_mps
 
     def _stopped_on_impact(self, other: _History, struck: _History, struck_stood_s: float, stop_xy: np.ndarray,
-                           direction: np.ndarray) -> float | None:
+                           s: int) -> float | None:
         """When `other` stopped against the standing vehicle at stop_xy: it came to a stand after that one
-        did, within a vehicle length behind it in its lane, harder than `collision_decel_mps2` could have
+        did, within `_contact_reach_m` behind it in its lane, harder than `collision_decel_mps2` could have
         stopped it (seed 216 cam05: 10.8 m/s to a stand in 0.2 s), and was lost there."""
         rules = self.rules
+        direction = self._segment_dir_xy[s]
         k = stationary_start(other.smooth_xy_m, radius_m=rules.still_radius_m, smoothed=True)
         other_stood_s = float(other.t_s[k])
         if k == len(other.t_s) - 1 or other_stood_s < struck_stood_s:
             return None
         other_stop_xy = np.median(other.xy_m[k:], axis=0)
         along_m, lateral_m = along_across_m(stop_xy - other_stop_xy, direction)
-        if lateral_m > rules.lane_halfwidth_m or not 0.0 <= along_m <= self._contact_reach_m(struck, other):
+        if lateral_m > rules.lane_halfwidth_m or not 0.0 <= along_m <= self._contact_reach_m(struck, other, s):
             return None
         if leaps_since(other.t_s, other.xy_m, since_s=other_stood_s - 2.0):
             return None  # an identity switch in the arrival could fake the stop
@@ -1132,15 +1148,23 @@ class IncidentDetector:
         raised = self._raise_once("collision", pair, lambda: self._incident(
             "collision", s, pair, start_s=start_s, frame_ts=frame_ts, xy_m=stop_xy))
         for incident in raised:
-            self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy)
+            self._open[("collision", history.track_id)] = _Open(incident, history.track_id, stop_xy, history.last_seen_s)
+            self._open[("collision", other.track_id)] = _Open(incident, other.track_id, other.smooth_xy_m[-1].copy(),
+                                                              other.last_seen_s)
         return raised
 
-    def _contact_reach_m(self, one: _History, other: _History) -> float:
-        """Distance along the lane between two vehicles' anchors within which their footprints meet: the
-        shorter one's length plus `contact_margin_m` (an anchor at 50 m is off by up to a metre)."""
-        return min(one.length_m, other.length_m) + self.rules.contact_margin_m
+    def _contact_reach_m(self, struck: _History, striker: _History, s: int) -> float:
+        """Distance along segment s between the anchors of a vehicle and one that drove into it from behind
+        within which their footprints meet. The anchor is the footprint's end nearest the camera: the fronts
+        where traffic comes towards it, a struck vehicle's length apart at the contact, the rears where it
+        drives away, a striker's length apart (seed 240 cam05: a car's front stood 10.4 m behind the front
+        of the truck it hit). Plus `LENGTH_UNCERTAINTY` and `contact_margin_m` (an anchor at 50 m is off by
+        up to a metre)."""
+        between = struck if self._segment_towards_camera[s] else striker
+        return between.length_m * (1 + LENGTH_UNCERTAINTY) + self.rules.contact_margin_m
 
-    def _contact_s(self, history: _History, other: _History, heading: np.ndarray, *, start_s: float, end_s: float) -> float | None:
+    def _contact_s(self, history: _History, other: _History, s: int, heading: np.ndarray, *, start_s: float,
+                   end_s: float) -> float | None:
         """First time in [start_s, end_s] the two footprints meet in one lane, having been seen apart; None
         if they never do. `other` (standing) is held where it was last seen for `STRUCK_HELD_S`."""
         rules = self.rules
@@ -1153,7 +1177,7 @@ class IncidentDetector:
         theirs = np.stack([np.interp(times, other.t_s, others[:, 0]), np.interp(times, other.t_s, others[:, 1])], axis=1)
         along, lateral = along_across_m(theirs - mine, heading)
         same_lane = lateral <= rules.lane_halfwidth_m
-        reach_m = self._contact_reach_m(history, other)
+        reach_m = self._contact_reach_m(other, history, s)
         touching = same_lane & (np.abs(along) <= reach_m)
         ahead_before = same_lane & (along > 0)
         drove_in = same_lane & (along <= 0) & (np.maximum.accumulate(ahead_before))
@@ -1182,10 +1206,29 @@ class IncidentDetector:
             deep = np.flatnonzero(history.segment_depth_m[run:, s] >= rules.pedestrian_margin_m)
             if now_s - history.t_s[run + deep[0]] < rules.pedestrian_min_s:
                 continue
+            if fastest_net_mps(history.t_s[run:], history.smooth_xy_m[run:], over_s=1.0) > rules.pedestrian_max_speed_mps:
+                continue  # drove in the lanes: a pedestrian's track that switched to a motorcycle (seed 240 cam03)
             return self._raise_once("pedestrian_on_road", [history.track_id], lambda s=s, run=run: self._incident(
                 "pedestrian_on_road", s, [history.track_id], start_s=history.t_s[run], frame_ts=frame_ts,
                 xy_m=history.xy_m[-1]))
         return []
+
+    def _walking_across(self, history: _History, now_s: float) -> bool:
+        """Whether a two-wheeler's track crossed the lanes at a walking pace over the last `PEDESTRIAN_PACE_S`:
+        a pedestrian the detector reads as a motorcycle side-on (seed 237 cam06: a jaywalker in mid-road read
+        as a motorcycle at 0.6-0.9 for 2 s; seed 239 cam06: one half hidden by a car)."""
+        if history.class_id not in TWO_WHEELERS:
+            return False
+        t = history.t_s
+        keep = np.flatnonzero(t >= now_s - PEDESTRIAN_PACE_S)
+        if len(keep) < 2 or t[keep[-1]] - t[keep[0]] < self.rules.pedestrian_min_s:
+            return False
+        travel_xy = history.smooth_xy_m[keep[-1]] - history.smooth_xy_m[keep[0]]
+        travel_m = float(np.linalg.norm(travel_xy))
+        if not WALKING_MPS <= travel_m / (t[keep[-1]] - t[keep[0]]) <= self.rules.pedestrian_max_speed_mps:
+            return False
+        s = int(np.argmax(history.segment_depth_m[-1]))
+        return abs(travel_xy @ self._segment_dir_xy[s]) / travel_m < ACROSS_COS
 
     def _near_crossing(self, history: _History) -> np.ndarray:
         """Whether each point of the history is within `crossing_clearance_m` of a stop line (from its offset
@@ -1239,33 +1282,45 @@ class IncidentDetector:
         return incident
 
     def _end_stationary(self, current: list[_History], now_s: float) -> list[Incident]:
-        """Ends the open incidents whose vehicle left its spot or has been out of sight too long. One whose
-        track is gone from the spot while another vehicle's track is on it passes to that track: the same vehicle
-        under a new id (seed 207: a queued car's track swapped onto the stopped one as it drew alongside;
-        re-found after an occlusion longer than the tracker waits), not a second incident."""
+        """Ends the open incidents whose vehicle drove off its spot or has been off it too long. One whose
+        track is gone from the spot while another vehicle's track stands on it passes to that track: the same
+        vehicle under a new id (seed 207: a queued car's track swapped onto the stopped one as it drew
+        alongside; re-found after an occlusion longer than the tracker waits), not a second incident. A track
+        that did not drive off the spot (`_drove_off`) switched to another road user: its vehicle may be found
+        there again (seed 239 cam08: a struck car's track drifted 2.7 m back in 0.4 s, and the car was found
+        again 3 s later)."""
         rules = self.rules
         ended = []
         for key, open_ in list(self._open.items()):
             history = self._histories.get(open_.track_id)
             seen_now = history is not None and history.last_seen_s == now_s
             if seen_now and np.linalg.norm(history.xy_m[-1] - open_.stop_xy_m) <= 2 * rules.still_radius_m:
+                open_.at_spot_s = now_s
                 continue
             heir = next((h for h in current if h is not history and h.is_vehicle
-                         and np.linalg.norm(h.xy_m[-1] - open_.stop_xy_m) <= rules.still_radius_m), None)
+                         and np.linalg.norm(h.xy_m[-1] - open_.stop_xy_m) <= rules.still_radius_m
+                         and path_speed_mps(h.t_s, h.xy_m, start_s=now_s - 1.0, end_s=now_s) < 1.0), None)
             if heir is not None:
                 del self._open[key]
-                self._open[(key[0], heir.track_id)] = replace(open_, track_id=heir.track_id)
+                self._open[(key[0], heir.track_id)] = replace(open_, track_id=heir.track_id, at_spot_s=now_s)
                 self._raised.add((key[0], heir.track_id))
                 continue
-            if history is None:
-                end_s = now_s
-            elif now_s - history.last_seen_s > rules.forget_s / 2:
-                end_s = history.last_seen_s
-            elif seen_now:
+            if now_s - open_.at_spot_s > rules.forget_s / 2:
+                end_s = open_.at_spot_s
+            elif seen_now and self._drove_off(history, open_):
                 end_s = now_s
             else:
                 continue
             del self._open[key]
+            if any(o.incident.incident_id == open_.incident.incident_id for o in self._open.values()):
+                continue  # a collision ends when the last of its vehicles has left
             ended.append(replace(open_.incident, end_ts=datetime.fromtimestamp(end_s, tz=timezone.utc)))
         return ended
+
+    def _drove_off(self, history: _History, open_: _Open) -> bool:
+        """Whether the track seen off its open incident's spot drove off it: ahead along the lane, without a
+        leap. A track that leapt, or drifted back against the lane, switched to another road user."""
+        direction = self._segment_dir_xy[self._segment_ids.index(open_.incident.segment_id)]
+        ahead_m = float((history.xy_m[-1] - open_.stop_xy_m) @ direction)
+        return ahead_m > 0 and not leaps_since(history.t_s, history.xy_m, since_s=open_.at_spot_s)
 

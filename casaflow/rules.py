@@ -29,7 +29,7 @@ class IncidentRules(BaseModel):
     collision_approach_s: float = Field(default=3.0, gt=0, le=10, description="time before standing that is searched for the contact")
     collision_decel_mps2: float = Field(default=6.0, gt=0, le=30, description="braking harder than this would not have stopped the vehicle behind")
     collision_confirm_s: float = Field(default=1.0, ge=0, le=30, description="both must stand this long after the impact")
-    contact_margin_m: float = Field(default=1.0, ge=0, le=5, description="added to the shorter vehicle's length for footprints to meet (an anchor at 50 m is off by up to a metre)")
+    contact_margin_m: float = Field(default=1.0, ge=0, le=5, description="added to the length between two vehicles' anchors when their footprints meet (an anchor at 50 m is off by up to a metre)")
     wrong_way_distance_m: float = Field(default=10.0, gt=0, le=200, description="distance against the segment's direction")
     wrong_way_min_speed_mps: float = Field(default=2.0, gt=0, le=40, description="speed against the direction over that distance")
     wrong_way_margin_m: float = Field(default=0.8, ge=0, le=5, description="depth inside the zone that counts")

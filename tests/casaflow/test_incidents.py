@@ -457,10 +457,10 @@ def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
 
 
 def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable | None = None,
-                     classes: dict[int, str] | None = None) -> list[Incident]:
+                     classes: dict[int, str] | None = None, cam: Camera | None = None) -> list[Incident]:
     """Incidents of confirmed tracks (cars, or `classes`) whose ground trajectories are `paths` (None: not
     seen that frame), fed without a tracker: for trajectories a tracker makes only from real pictures."""
-    cam = camera()
+    cam = cam or camera()
     detector = IncidentDetector(cam, rules=IncidentRules(), signal_feed=feed)
     tracks = {track_id: Track(cam.id, track_id, mean=np.zeros(8), covariance=np.eye(8), ts=START,
                               class_id=CLASS_IDS[(classes or {}).get(track_id, "car")], height_px=40.0, confidence=0.9,
@@ -841,18 +841,19 @@ def test_a_car_closing_up_behind_a_standing_one_towards_the_camera_is_no_collisi
     assert not raised(run({1: ("car", standing), 2: ("car", follower)}, seconds=10, cam=towards_camera()), "collision")
 
 
-def towards_camera_striker(decel_mps2: float, *, seconds: float = 10.0) -> Path:
-    """A car at 10 m/s towards the camera that stops 4.3 m behind a car standing at y = 30 m (their
-    footprints touch) braking at decel_mps2, stands 0.6 s, then goes out of sight behind it."""
-    stop_y, speed_mps, path = 30.0 + 4.3, 10.0, []
+def towards_camera_striker(decel_mps2: float, *, seconds: float = 10.0, behind_m: float = 4.3,
+                           standing_s: float = 0.6) -> Path:
+    """A car at 10 m/s towards the camera that stops `behind_m` behind a car standing at y = 30 m (4.3 m:
+    their footprints touch) braking at decel_mps2, stands `standing_s`, then goes out of sight behind it."""
+    stop_y, speed_mps, path = 30.0 + behind_m, 10.0, []
     braking_m = speed_mps**2 / (2 * decel_mps2)
     y, v, stood_k = stop_y + 30.0, speed_mps, None
     for k in range(int(seconds * FPS)):
-        path.append((LEFT_X_M, y) if stood_k is None or k - stood_k < 0.6 * FPS else None)
+        path.append((LEFT_X_M, y) if stood_k is None or k - stood_k < standing_s * FPS else None)
         if y - stop_y <= braking_m:
             v = max(v - decel_mps2 / FPS, 0.0)
         y = max(y - v / FPS, stop_y)
-        if y == stop_y and stood_k is None:
+        if y - stop_y < 1e-9 and stood_k is None:
             stood_k = k
     return path
 
@@ -866,6 +867,31 @@ def test_a_striker_stopped_by_the_impact_towards_the_camera_then_hidden_is_a_col
     objects = {1: ("car", standing), 2: ("car", towards_camera_striker(decel_mps2))}
     incidents = raised(run(objects, seconds=10, cam=towards_camera()), "collision")
     assert len(incidents) == int(collides)
+
+
+@pytest.mark.parametrize("decel_mps2, collides", [(60.0, True), (3.0, False)])
+def test_a_car_stopped_by_a_standing_truck_towards_the_camera_is_a_collision(decel_mps2, collides):
+    """Seed 240 cam05: towards the camera the anchors are the fronts, a struck truck's length apart at the
+    contact, not a car's: the car's front stood 10.4 m behind the truck's (9 m long, and the car half hidden
+    behind it) for 2.8 s, then went out of sight. A car braking to a stand there is queuing behind it."""
+    truck = [(LEFT_X_M, 30.0)] * int(10 * FPS)
+    car = towards_camera_striker(decel_mps2, behind_m=10.4, standing_s=2.8)
+    incidents = run_trajectories({1: truck, 2: car}, seconds=10, classes={1: "truck"}, cam=towards_camera())
+    assert len(raised(incidents, "collision")) == int(collides)
+
+
+def test_a_struck_car_found_again_under_a_new_track_is_the_collision_not_a_stopped_vehicle():
+    """Seed 239 cam08: after a collision the struck car's track drifted 2.7 m back in 0.4 s onto a passer,
+    and the car was found again where it stood 3 s later, under a new track, with traffic passing it: still
+    the collision's car. The collision stays open while its cars stand."""
+    seconds = 45
+    struck: Path = [(LEFT_X_M, 40.0)] * int(9 * FPS) + [(LEFT_X_M, 40.0 - 1.35 * k) for k in range(1, 3)]
+    found_again: Path = [None] * int(12 * FPS) + [(LEFT_X_M, 40.0)] * int((seconds - 12) * FPS)
+    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int((seconds - 2) * FPS))]
+    passers = {100 + i: constant(x_m=RIGHT_X_M, y0_m=5.0, vy_mps=10.0, seconds=seconds, start_s=start_s)
+               for i, start_s in enumerate(np.arange(5.0, seconds - 8.0, 4.0))}
+    incidents = run_trajectories({1: striker, 2: struck, 3: found_again, **passers}, seconds=seconds)
+    assert [i.type for i in incidents] == ["collision"]
 
 
 @pytest.mark.parametrize("lost_gap_m, collides", [(1.5, True), (15.0, False)])
@@ -902,6 +928,27 @@ def test_time_on_a_crossing_does_not_count_towards_a_pedestrian_on_the_road():
     left_s = 5.0 + (52.0 - (STOP_Y_M - IncidentRules().crossing_clearance_m)) / 1.4
     assert left_s - 0.3 <= seconds_after_start(incident.start_ts) <= left_s + 0.5
     assert seconds_after_start(incident.detected_ts) >= left_s + IncidentRules().pedestrian_min_s - 0.3
+
+
+@pytest.mark.parametrize("x0_m, vx_mps, vy_mps, pedestrian",
+                         [(10.0, -1.4, 0.0, True), (LEFT_X_M, 0.0, 1.4, False), (10.0, -5.0, 0.0, False)])
+def test_a_motorcycle_walking_across_the_lanes_is_a_pedestrian(x0_m, vx_mps, vy_mps, pedestrian):
+    """Seed 237 cam06: the detector read a jaywalker in mid-road side-on as a motorcycle for 2 s, and its
+    track took the class. A motorcycle creeping along its lane at that pace, or crossing at 18 km/h, is none."""
+    path = constant(x_m=x0_m, y0_m=30.0, vx_mps=vx_mps, vy_mps=vy_mps, seconds=12)
+    incidents = run_trajectories({1: path}, seconds=12, classes={1: "motorcycle"})
+    assert bool(raised(incidents, "pedestrian_on_road")) == pedestrian
+
+
+def test_a_pedestrian_track_that_drove_in_the_lanes_is_no_pedestrian_on_the_road():
+    """Seed 240 cam03: a pedestrian's track leaving the picture switched to a motorcycle riding into the lanes
+    at 8 m/s, which then stood in a queue; the class votes were still the pedestrian's. Nobody on foot
+    drove there; one walking in and standing is a pedestrian on the road."""
+    walked: Path = [(9.5, 20.0 + 1.4 * k / FPS) for k in range(int(3 * FPS))]
+    rode = [(LEFT_X_M, 25.0 + min(8.0 * k / FPS, 16.0)) for k in range(int(9 * FPS))]
+    assert not raised(run_trajectories({1: walked + rode}, seconds=12, classes={1: "pedestrian"}), "pedestrian_on_road")
+    walked_in = [(9.5 - min(1.4 * k / FPS, 6.75), 30.0) for k in range(int(12 * FPS))]
+    assert raised(run_trajectories({1: walked_in}, seconds=12, classes={1: "pedestrian"}), "pedestrian_on_road")
 
 
 @pytest.mark.parametrize("striker, speed_mps, collides",
