@@ -111,7 +111,10 @@ def box_at(x_m: float, y_m: float, cls: str) -> list[float]:
     return [u - half_w, uv[2, 1], u + half_w, uv[0, 1]]
 
 
-Path = list[tuple[float, float] | None]
+CUT = "cut"
+"""A path's point for a frame where the road user is seen but its box, cut by the picture's edge, gives no
+ground point."""
+Path = list[tuple[float, float] | None | str]
 
 
 def drive(*, speed_kmh: float, seconds: float, x_m: float = LEFT_X_M, y0_m: float = 0.0,
@@ -459,7 +462,8 @@ def test_a_motorcycle_coming_out_from_behind_a_car_is_no_collision():
 def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable | None = None,
                      classes: dict[int, str] | None = None, cam: Camera | None = None) -> list[Incident]:
     """Incidents of confirmed tracks (cars, or `classes`) whose ground trajectories are `paths` (None: not
-    seen that frame), fed without a tracker: for trajectories a tracker makes only from real pictures."""
+    seen that frame; `CUT`: seen, without a ground point), fed without a tracker: for trajectories a tracker
+    makes only from real pictures."""
     cam = cam or camera()
     detector = IncidentDetector(cam, rules=IncidentRules(), signal_feed=feed)
     tracks = {track_id: Track(cam.id, track_id, mean=np.zeros(8), covariance=np.eye(8), ts=START,
@@ -472,7 +476,8 @@ def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable |
         for track_id, path in paths.items():
             if k < len(path) and path[k] is not None:
                 tracks[track_id].state = "tracked"
-                tracks[track_id].ground_trajectory.append((ts, *path[k]))
+                if path[k] != CUT:
+                    tracks[track_id].ground_trajectory.append((ts, *path[k]))
                 seen.append(tracks[track_id])
         out += detector.update(ts, Detections.empty(), seen)
     return out
@@ -867,6 +872,14 @@ def test_a_striker_stopped_by_the_impact_towards_the_camera_then_hidden_is_a_col
     objects = {1: ("car", standing), 2: ("car", towards_camera_striker(decel_mps2))}
     incidents = raised(run(objects, seconds=10, cam=towards_camera()), "collision")
     assert len(incidents) == int(collides)
+
+
+def test_a_speeder_whose_box_the_picture_edge_cuts_inside_the_zone_is_judged():
+    """Seed 240 cam05: a bus at 70 km/h coming towards the camera, still seen, gave no ground point once the
+    picture's bottom edge cut its box, its front still inside the zone: its passage is judged as one lost."""
+    path = [(LEFT_X_M, y) if y >= 20.0 else CUT for y in (75.0 - 70 / 3.6 * k / FPS for k in range(int(4 * FPS)))]
+    incidents = run_trajectories({1: path}, seconds=4, cam=towards_camera())
+    assert [i.type for i in incidents] == ["speeding"]
 
 
 @pytest.mark.parametrize("decel_mps2, collides", [(60.0, True), (3.0, False)])
