@@ -319,6 +319,12 @@ class Track:
         self.class_votes[:, class_id] += [1, int(height_px >= CLASS_VOTE_MIN_HEIGHT_PX)]
         self.recent_classes.append((time_s, class_id))
 
+    def vote_share(self, class_ids: Collection[int]) -> float:
+        """Fraction of the votes `class_id` counts (those of boxes tall enough, while any is) that went to
+        `class_ids`."""
+        votes = self.class_votes[1] if self.class_votes[1].any() else self.class_votes[0]
+        return float(votes[list(class_ids)].sum() / max(votes.sum(), 1))
+
     def class_share(self, class_ids: Collection[int], *, window_s: float) -> float:
         """Fraction of the detections matched over the last `window_s` seconds (up to its last match) that
         were of one of `class_ids`: what the track follows now, where its votes remember what it followed."""

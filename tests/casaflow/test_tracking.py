@@ -187,6 +187,7 @@ def test_a_far_road_users_class_gives_way_to_what_it_is_seen_as_near():
         if k == 9:
             assert tracker.tracks[0].class_id == CLASS_IDS["pedestrian"], "only small boxes so far: their class"
     assert tracker.tracks[0].class_id == CLASS_IDS["motorcycle"]
+    assert tracker.tracks[0].vote_share([CLASS_IDS["pedestrian"]]) == 0.0, "the small boxes' votes no longer count"
 
 
 def test_class_share_tells_what_a_track_follows_now():
@@ -199,6 +200,7 @@ def test_class_share_tells_what_a_track_follows_now():
     assert track.class_id == CLASS_IDS["pedestrian"]
     assert track.class_share({CLASS_IDS["car"]}, window_s=1.0) == pytest.approx(5 / 6)
     assert track.class_share({CLASS_IDS["pedestrian"], CLASS_IDS["bus"]}, window_s=0.5) == 0.0
+    assert track.vote_share([CLASS_IDS["pedestrian"]]) == pytest.approx(25 / 30)
 
 
 def test_ground_trajectory_gives_the_speed_through_the_homography():
