@@ -311,8 +311,12 @@ class Track:
     def class_id(self) -> int:
         """The class most often detected for this track in boxes at least `CLASS_VOTE_MIN_HEIGHT_PX` tall, or
         in all its boxes while none is (ties to the lower class id)."""
-        votes = self.class_votes[1] if self.class_votes[1].any() else self.class_votes[0]
-        return int(np.argmax(votes))
+        return int(np.argmax(self._counted_votes))
+
+    @property
+    def _counted_votes(self) -> np.ndarray:
+        """The votes that decide the class: of boxes tall enough, or of all while none is."""
+        return self.class_votes[1] if self.class_votes[1].any() else self.class_votes[0]
 
     def vote(self, class_id: int, *, height_px: float, time_s: float) -> None:
         """Counts the class of a box matched to this track, `height_px` tall, at `time_s`."""
@@ -320,9 +324,8 @@ class Track:
         self.recent_classes.append((time_s, class_id))
 
     def vote_share(self, class_ids: Collection[int]) -> float:
-        """Fraction of the votes `class_id` counts (those of boxes tall enough, while any is) that went to
-        `class_ids`."""
-        votes = self.class_votes[1] if self.class_votes[1].any() else self.class_votes[0]
+        """Fraction of the votes that decide `class_id` that went to `class_ids`."""
+        votes = self._counted_votes
         return float(votes[list(class_ids)].sum() / max(votes.sum(), 1))
 
     def class_share(self, class_ids: Collection[int], *, window_s: float) -> float:
