@@ -146,9 +146,11 @@ standing car or a neighbour (seeds 216 cam03, 218 cam04); a striker seen standin
 (`_collision`) needs only `collision_min_speed_mps`."""
 COLLISION_MAX_UNSEEN_S = 0.6
 """Both vehicles of a collision must be seen standing through the confirmation time (the striker's first,
-the struck one's last), never unseen longer than this: a stop inferred across a gap is one track lost and
-found on another road user (seed 216 cam04: a car driving on at 7 m/s, lost for 1 s, then found on the car
-beside it; seed 223 cam03: a standing car's track lost for 5 s, then found 5 m on, in a bus's path)."""
+the struck one's last), and the striker arriving over its last `ARRIVAL_S`, never unseen longer than this: a
+stop inferred across a gap is one track lost and found on another road user (seed 216 cam04: a car driving
+on at 7 m/s, lost for 1 s, then found on the car beside it; seed 223 cam03: a standing car's track lost for
+5 s, then found 5 m on, in a bus's path; seed 241 cam08: a car's track lost behind the car ahead for 1.2 s,
+then found on that standing car)."""
 BRAKING_SPEED_RATIO = 0.8
 """A vehicle whose speed over its last second fell below this fraction of the two seconds before was
 braking for what stood ahead: hidden just behind it, it stopped there far more often than it hit it."""
@@ -1013,7 +1015,7 @@ class IncidentDetector:
         standing_s = now_s - stood_s
         if not rules.collision_confirm_s <= standing_s <= rules.collision_confirm_s + 10.0:
             return []
-        if longest_unseen_s(t, stood_s, stood_s + rules.collision_confirm_s) > COLLISION_MAX_UNSEEN_S:
+        if longest_unseen_s(t, stood_s - ARRIVAL_S, stood_s + rules.collision_confirm_s) > COLLISION_MAX_UNSEEN_S:
             return []
         approach_from_s = stood_s - rules.collision_approach_s
         approach = np.flatnonzero((t >= approach_from_s) & (t <= stood_s))
@@ -1113,6 +1115,8 @@ class IncidentDetector:
         if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
             return None
         before = (other.t_s >= last_s - 3.0) & (other.t_s < last_s - 1.0)
+        if before.sum() < 2:
+            return None  # too young to be seen not braking (seed 242 cam08: a truck's track 0.4 s old)
         if speed_mps < BRAKING_SPEED_RATIO * fitted_speed_mps(other.t_s[before], other.smooth_xy_m[before] @ direction):
             return None
         return last_s + max(gap_m, 0.0) / speed_mps
@@ -1134,6 +1138,8 @@ class IncidentDetector:
             return None
         if leaps_since(other.t_s, other.xy_m, since_s=other_stood_s - 2.0):
             return None  # an identity switch in the arrival could fake the stop
+        if longest_unseen_s(other.t_s, other_stood_s - ARRIVAL_S, other_stood_s) > COLLISION_MAX_UNSEEN_S:
+            return None
         if self._stopping_decel_mps2(other, other_stood_s, other_stop_xy, direction) < rules.collision_decel_mps2:
             return None
         return other_stood_s
