@@ -149,7 +149,7 @@ COLLISION_MAX_UNSEEN_S = 0.6
 the struck one's last), and the striker arriving over its last `ARRIVAL_S`, never unseen longer than this: a
 stop inferred across a gap is one track lost and found on another road user (seed 216 cam04: a car driving
 on at 7 m/s, lost for 1 s, then found on the car beside it; seed 223 cam03: a standing car's track lost for
-5 s, then found 5 m on, in a bus's path; seed 241 cam08: a car's track lost behind the car ahead for 1.2 s,
+5 s, then found 5 m on, in a bus's path; seed 241 cam08: a car's track lost behind the car ahead for 0.8 s,
 then found on that standing car)."""
 BRAKING_SPEED_RATIO = 0.8
 """A vehicle whose speed over its last second fell below this fraction of the two seconds before was
@@ -1116,7 +1116,7 @@ class IncidentDetector:
             return None
         before = (other.t_s >= last_s - 3.0) & (other.t_s < last_s - 1.0)
         if before.sum() < 2:
-            return None  # too young to be seen not braking (seed 242 cam08: a truck's track 0.4 s old)
+            return None  # too young to be seen not braking (seed 242 cam08: a truck's track 0.6 s old)
         if speed_mps < BRAKING_SPEED_RATIO * fitted_speed_mps(other.t_s[before], other.smooth_xy_m[before] @ direction):
             return None
         return last_s + max(gap_m, 0.0) / speed_mps
