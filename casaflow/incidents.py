@@ -1234,13 +1234,13 @@ class IncidentDetector:
         sight drift sideways, slowly (seed 215 cam04)."""
         if history.class_id not in TWO_WHEELERS or history.pedestrian_vote_share < PEDESTRIAN_MIN_VOTE_SHARE:
             return False
-        t = history.t_s
-        keep = np.flatnonzero(t >= now_s - PEDESTRIAN_PACE_S)
-        if len(keep) < 2 or t[keep[-1]] - t[keep[0]] < self.rules.pedestrian_min_s:
+        keep = np.flatnonzero(history.t_s >= now_s - PEDESTRIAN_PACE_S)
+        span_s = float(history.t_s[keep[-1]] - history.t_s[keep[0]]) if len(keep) else 0.0
+        if span_s <= 0.0 or span_s < self.rules.pedestrian_min_s:
             return False
         travel_xy = history.smooth_xy_m[keep[-1]] - history.smooth_xy_m[keep[0]]
         travel_m = float(np.linalg.norm(travel_xy))
-        if not WALKING_MPS <= travel_m / (t[keep[-1]] - t[keep[0]]) <= self.rules.pedestrian_max_speed_mps:
+        if not WALKING_MPS <= travel_m / span_s <= self.rules.pedestrian_max_speed_mps:
             return False
         s = int(np.argmax(history.segment_depth_m[-1]))
         return abs(travel_xy @ self._segment_dir_xy[s]) / travel_m < ACROSS_COS

@@ -486,6 +486,17 @@ def run_trajectories(paths: dict[int, Path], *, seconds: float, feed: Callable |
     return out
 
 
+AWAY_STRIKER_STOP_Y_M = 35.5
+"""Where `away_striker` stands: its rear 4.5 m behind the rear of a car standing at y = 40 m, touching it."""
+
+
+def away_striker(*, seconds: float) -> Path:
+    """A car in sight from 2 s, driving away from the camera at 10 m/s from y = -15 m, that stops dead at
+    `AWAY_STRIKER_STOP_Y_M`."""
+    return [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, AWAY_STRIKER_STOP_Y_M))
+                                    for k in range(int((seconds - 2) * FPS))]
+
+
 @pytest.mark.parametrize("unseen_s, collides", [(0.0, True), (5.0, False)])
 def test_a_struck_car_must_be_seen_standing(unseen_s, collides):
     """Seed 223 cam03: a standing car's track, lost for 5 s, was found once 5 m on, where a bus stopped
@@ -494,7 +505,7 @@ def test_a_struck_car_must_be_seen_standing(unseen_s, collides):
     struck: Path = [(LEFT_X_M, 40.0)] * int(12 * FPS)
     if unseen_s:
         struck = struck[:impact_k - int(unseen_s * FPS)] + [None] * int(unseen_s * FPS) + [struck[impact_k]]
-    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int(10 * FPS))]
+    striker = away_striker(seconds=12)
     assert bool(raised(run_trajectories({1: striker, 2: struck}, seconds=12), "collision")) == collides
 
 
@@ -508,8 +519,7 @@ def test_a_striker_must_be_seen_arriving(towards, unseen_before_stop_s, collides
     if towards:
         striker, stop_y = towards_camera_striker(60.0, seconds=12), 30.0 + 4.3
     else:
-        striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int(10 * FPS))]
-        stop_y = 35.5
+        striker, stop_y = away_striker(seconds=12), AWAY_STRIKER_STOP_Y_M
     stood_k = next(k for k, p in enumerate(striker) if p is not None and abs(p[1] - stop_y) < 1e-9)
     striker = [None if stood_k - unseen_before_stop_s * FPS <= k < stood_k else p for k, p in enumerate(striker)]
     cam = towards_camera() if towards else None
@@ -921,7 +931,7 @@ def test_a_struck_car_found_again_under_a_new_track_is_the_collision_not_a_stopp
     seconds = 45
     struck: Path = [(LEFT_X_M, 40.0)] * int(9 * FPS) + [(LEFT_X_M, 40.0 - 1.35 * k) for k in range(1, 3)]
     found_again: Path = [None] * int(12 * FPS) + [(LEFT_X_M, 40.0)] * int((seconds - 12) * FPS)
-    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int((seconds - 2) * FPS))]
+    striker = away_striker(seconds=seconds)
     passers = {100 + i: constant(x_m=RIGHT_X_M, y0_m=5.0, vy_mps=10.0, seconds=seconds, start_s=start_s)
                for i, start_s in enumerate(np.arange(5.0, seconds - 8.0, 4.0))}
     incidents = run_trajectories({1: striker, 2: struck, 3: found_again, **passers}, seconds=seconds)
@@ -1008,5 +1018,5 @@ def test_a_track_found_again_where_the_striker_stopped_was_not_struck():
     impact_k = int(7.0 * FPS)
     lost_k = impact_k + 2 - int(1 * FPS)
     found_again: Path = [(LEFT_X_M, 20.0)] * int(1 * FPS) + [None] * lost_k + [(LEFT_X_M, 40.0)] * int(5 * FPS)
-    striker = [None] * int(2 * FPS) + [(LEFT_X_M, min(-15.0 + 10.0 * k / FPS, 35.5)) for k in range(int(10 * FPS))]
+    striker = away_striker(seconds=12)
     assert not raised(run_trajectories({1: striker, 2: found_again}, seconds=12), "collision")
