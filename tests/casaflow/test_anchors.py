@@ -74,6 +74,8 @@ def test_a_box_cut_by_the_pictures_edge_stands_on_that_edge():
     assert np.allclose(anchors.image_points(boxes, cars), [[0.0, 240.0], [0.0, 240.0], [640.0, 240.0], [330.0, 240.0]])
     entering_from_below = [300.0, 250.0, 380.0, 358.0]
     assert anchors.cut_by_edge(np.vstack([boxes, entering_from_below])).tolist() == [True, True, True, False, True]
+    bottom_7_px_short, side_6_px_short = [300.0, 250.0, 380.0, 353.0], [580.0, 200.0, 634.0, 240.0]
+    assert anchors.cut_by_edge(np.array([bottom_7_px_short, side_6_px_short])).tolist() == [True, False]
 
 
 def test_a_bus_beside_the_pole_cut_by_the_side_and_bottom_edges_stays_in_its_lane():
