@@ -116,6 +116,14 @@ switched from a pedestrian onto a car keeps its votes for many seconds (seeds 22
 of two-wheelers do not count against it: a jaywalker seen side-on is read as a motorcycle (seed 224)."""
 FOUR_WHEELERS = frozenset({CLASS_IDS["car"], CLASS_IDS["bus"], CLASS_IDS["truck"]})
 """Classes the detector does not mistake a pedestrian for (it does a motorcycle, for one seen side-on)."""
+LENGTH_CLASS_SEEN_S = 2.0
+"""A four-wheeler is as long as the four-wheeler class of `LENGTH_CLASS_SHARE` of its boxes over this long,
+where that differs from its votes: a track switched from a truck onto a car keeps the truck's votes for many
+seconds, and a front placed a truck's length ahead of the car crossed the stop line it stood behind (seed 240
+cam02)."""
+LENGTH_CLASS_SHARE = 0.8
+"""Share of its recent boxes a class needs to give a four-wheeler its length (far boxes flicker between
+classes)."""
 PEDESTRIAN_MIN_VOTE_SHARE = 1 / 3
 """A two-wheeler's track with at least this share of its class votes for pedestrians may be one walking."""
 WALKING_MPS = 0.5
@@ -465,6 +473,8 @@ class _History:
     (`Track.class_share`)."""
     pedestrian_vote_share: float = 0.0
     """Share of a two-wheeler's class votes that went to pedestrians (`Track.vote_share`)."""
+    length_class_id: int = 0
+    """The class whose typical length it has (`LENGTH_CLASS_SEEN_S`)."""
     _smooth_xy_m: np.ndarray | None = None
 
     @property
@@ -480,7 +490,7 @@ class _History:
 
     @property
     def length_m(self) -> float:
-        return TYPICAL_LENGTH_M[self.class_id]
+        return TYPICAL_LENGTH_M[self.length_class_id]
 
     @property
     def front_in_zone(self) -> np.ndarray:
@@ -663,7 +673,12 @@ class IncidentDetector:
             if history is None:
                 history = self._empty_history(track.track_id)
                 self._histories[track.track_id] = history
-            history.class_id = track.class_id
+            history.class_id = history.length_class_id = track.class_id
+            if history.class_id in FOUR_WHEELERS:
+                history.length_class_id = next(
+                    (c for c in FOUR_WHEELERS if track.class_share([c], window_s=LENGTH_CLASS_SEEN_S) >= LENGTH_CLASS_SHARE),
+                    history.class_id,
+                )
             if not history.is_vehicle:
                 history.four_wheeler_share = track.class_share(FOUR_WHEELERS, window_s=FOUR_WHEELERS_SEEN_S)
             elif history.class_id in TWO_WHEELERS:

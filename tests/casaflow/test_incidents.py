@@ -1020,3 +1020,16 @@ def test_a_track_found_again_where_the_striker_stopped_was_not_struck():
     found_again: Path = [(LEFT_X_M, 20.0)] * int(1 * FPS) + [None] * lost_k + [(LEFT_X_M, 40.0)] * int(5 * FPS)
     striker = away_striker(seconds=12)
     assert not raised(run_trajectories({1: striker, 2: found_again}, seconds=12), "collision")
+
+
+@pytest.mark.parametrize("votes_before", ["truck", "car"])
+def test_a_track_switched_from_a_truck_onto_a_car_has_a_cars_length(votes_before):
+    """Seed 240 cam02: a track that followed a truck for seconds switched onto the car behind it and kept the
+    truck's votes. The car drew up at 5 m/s to stand with its front 0.5 m short of the line on red; a front
+    placed a truck's length ahead of its rear crossed the line by 3 m. Its boxes, all cars lately, give
+    its length (`LENGTH_CLASS_SEEN_S`)."""
+    stand_s, n = 10.0, int(16 * FPS)
+    start_y_m = AT_THE_LINE_M - 9.0
+    path = [(LEFT_X_M, min(start_y_m + 5.0 * max(k / FPS - stand_s - 3.0, 0.0), AT_THE_LINE_M)) for k in range(n)]
+    classes = [votes_before if k < stand_s * FPS else "car" for k in range(n)]
+    assert not raised(run_trajectories({1: path}, seconds=16, feed=always("r"), classes={1: classes}), "red_light")
