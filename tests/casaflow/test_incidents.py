@@ -29,9 +29,11 @@ from casaflow.incidents import (
     INCIDENT_SCHEMA,
     Incident,
     IncidentDetector,
+    fitted_speed_mps,
     inside_depth_m,
     readable_signal_region,
     signal_state,
+    speed_trap_mps,
     stationary_start,
 )
 from casaflow.inventory import Calibration, Camera, NoStoppingZone, Segment, StopLine
@@ -911,6 +913,54 @@ def test_a_speeder_whose_box_the_picture_edge_cuts_inside_the_zone_is_judged():
     path = [(LEFT_X_M, y) if y >= 20.0 else CUT for y in (75.0 - 70 / 3.6 * k / FPS for k in range(int(4 * FPS)))]
     incidents = run_trajectories({1: path}, seconds=4, cam=towards_camera())
     assert [i.type for i in incidents] == ["speeding"]
+
+
+SEED242_CAM01_REAR_M = [127.5, 131.2, 135.3, 139.2, 142.9, 146.4, 149.6, 152.4, 155.2, 157.9, 159.9, 162.5, 164.6,
+                        166.0, 168.2, 169.5, 171.0, 172.3, 173.0]
+"""Seed 242 cam01: a car braking from 70 km/h, driving away from the camera through a 45 m zone from 129.7 to
+174.7 m along the road (40 km/h limit), tracked every 0.2 s from the frame its box came out of the picture's
+bottom edge, its front (4.5 m ahead of this rear) already 2.3 m inside. The truth timed it at 50.5 km/h."""
+
+
+def test_a_passage_is_timed_from_edge_to_edge():
+    rear_m = np.array(SEED242_CAM01_REAR_M)
+    t_s = np.arange(len(rear_m)) * 0.2
+    front_m = rear_m + TYPICAL_LENGTH_M[CLASS_IDS["car"]]
+    assert speed_trap_mps(t_s, front_m, 129.7, 174.7) * 3.6 == pytest.approx(50.4, abs=0.1)
+    assert fitted_speed_mps(t_s[:17], rear_m[:17]) * 3.6 == pytest.approx(48.9, abs=0.1)
+    constant_t_s = np.arange(0.0, 3.0, 0.2)
+    assert speed_trap_mps(constant_t_s, 7.0 + 15.0 * constant_t_s, 10.0, 40.0) == pytest.approx(15.0)
+    assert speed_trap_mps(constant_t_s, 12.0 + 15.0 * constant_t_s, 10.0, 40.0) == pytest.approx(15.0)
+    assert speed_trap_mps(constant_t_s[[0, 1, 2, 8, 9, 10, 11]], (15.0 + 15.0 * constant_t_s)[[0, 1, 2, 8, 9, 10, 11]],
+                          10.0, 40.0) == pytest.approx(15.0)
+    assert speed_trap_mps(constant_t_s[:2], 9.0 + 15.0 * constant_t_s[:2], 10.0, 40.0) == 0.0
+
+
+def test_a_speeder_braking_through_the_zone_is_timed_as_the_truth_times_it():
+    """Seed 242 cam01's car, with the picture's edge cutting its box until its front was 2.3 m inside, on a
+    40 km/h street: it drove the zone edge to edge at 50.4 km/h (the truth: 50.5), over 50 tolerated. A
+    least-squares fit over its points in the zone read 48.9."""
+    cam = camera(stop_line=False, no_stopping=False)
+    cam = cam.model_copy(update={"segments": [cam.segments[0].model_copy(update={"speed_limit_kmh": 40.0})]})
+    shift_m = 129.7 - 15.0
+    path = [CUT] * 3 + [(LEFT_X_M, rear_m - shift_m) for rear_m in SEED242_CAM01_REAR_M]
+    path += [(LEFT_X_M, path[-1][1] + 0.8 * k) for k in range(1, 10)]
+    incidents = run_trajectories({1: path}, seconds=len(path) / FPS, cam=cam)
+    assert [i.type for i in incidents] == ["speeding"]
+
+
+@pytest.mark.parametrize("before_mps, rear_at_switch_m, speeding", [(1.0, 5.0, True), (8.0, 17.0, False)])
+def test_a_track_that_switched_onto_a_speeder_as_it_entered_the_zone_times_the_speeder(before_mps, rear_at_switch_m,
+                                                                                      speeding):
+    """Seed 241 cam01: a car's track, short of the zone, switched onto a truck coming into the picture at 70
+    km/h, its front already in the zone: the passage is the truck's. A car at 8 m/s whose front is in the
+    zone when its track switches 12 m ahead: the switch is inside the passage, which mixes the two
+    vehicles' motion, and is not judged."""
+    switch_s = 3.0
+    path = [(LEFT_X_M, rear_at_switch_m - before_mps * (switch_s - k / FPS)) if k / FPS < switch_s else
+            (LEFT_X_M, rear_at_switch_m + 12.0 + 22.2 * (k / FPS - switch_s)) for k in range(int(6 * FPS))]
+    incidents = run_trajectories({1: path}, seconds=6, cam=camera(stop_line=False, no_stopping=False))
+    assert bool(raised(incidents, "speeding")) == speeding
 
 
 @pytest.mark.parametrize("decel_mps2, collides", [(60.0, True), (3.0, False)])
