@@ -42,8 +42,10 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose
     trajectory mixes two objects. A switch breaks the motion on both sides of its step; a fast road user
     whose track lagged behind it (a Kalman filter born at rest, a box late by a frame, a track found again
-    after a gap on a context of stale steps) steps on as it stepped (seed 218 cam08: a speeder at 70 km/h
-    whose one late point made the next step 0.07 m too long for the steps before it)."""
+    after a gap on a context of stale steps) steps on as it stepped, in the same direction (seed 218 cam08:
+    a speeder at 70 km/h whose one late point made the next step 0.07 m too long for the steps before it;
+    seed 217 cam03: a standing truck's track that stepped 13 m onto a car crossing the junction, which
+    drove on across the step at 15 m/s)."""
     keep = t_s >= since_s
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
@@ -57,20 +59,23 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     step_x, step_y, dts = step_xy[:, 0].tolist(), step_xy[:, 1].tolist(), dt.tolist()
     steps, leapt = step_m.tolist(), leaps.tolist()
 
-    def beyond_reach(i: int, context: range) -> bool:
+    def beyond_reach(i: int, context: range, *, heading: bool = False) -> bool:
         moved_x = moved_y = moved_s = 0.0
         for j in context:
             if not leapt[j]:
                 moved_x, moved_y, moved_s = moved_x + step_x[j], moved_y + step_y[j], moved_s + dts[j]
         if moved_s <= 0:
             return False
-        speed = math.hypot(moved_x, moved_y) / moved_s
-        return steps[i] > speed * dts[i] + 0.5 * MAX_ACCELERATION_MPS2 * dts[i] ** 2 + GROUND_JITTER_M
+        reach = 0.5 * MAX_ACCELERATION_MPS2 * dts[i] ** 2 + GROUND_JITTER_M
+        if heading:
+            scale = dts[i] / moved_s
+            return math.hypot(step_x[i] - moved_x * scale, step_y[i] - moved_y * scale) > reach
+        return steps[i] > math.hypot(moved_x, moved_y) / moved_s * dts[i] + reach
 
     k = LEAP_CONTEXT_STEPS
     for i in range(k, len(steps)):
         if not leapt[i] and beyond_reach(i, range(i - k, i)):
-            leapt[i] = i + k >= len(steps) or beyond_reach(i, range(i + 1, i + k + 1))
+            leapt[i] = i + k >= len(steps) or beyond_reach(i, range(i + 1, i + k + 1), heading=True)
     leaps = np.array(leapt, bool)
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])

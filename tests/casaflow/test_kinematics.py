@@ -95,3 +95,16 @@ def test_the_longest_unseen_stretch_counts_the_window_edges():
     assert longest_unseen_s(t_s, 0.0, 0.4) == pytest.approx(0.2)
     assert longest_unseen_s(t_s, 1.4, 2.4) == pytest.approx(0.8), "nothing seen after 1.6"
     assert longest_unseen_s(t_s, 2.0, 3.0) == pytest.approx(1.0), "nothing seen at all"
+
+
+@pytest.mark.parametrize("heading_deg, leaps", [(90.0, True), (0.0, False)])
+def test_a_step_onto_a_road_user_driving_another_way_leaps(heading_deg, leaps):
+    """Seed 217 cam03: a standing truck's track, unseen for a second, came back 13 m ahead on a car crossing
+    the junction at 15 m/s, which drove on at right angles to the step: the step's length was within the
+    reach of the car's speed, its direction was not. A car that the track lagged behind steps on as it
+    stepped."""
+    t_s = np.concatenate([np.arange(6) * 0.2, 2.0 + np.arange(5) * 0.2])
+    heading = np.radians(heading_deg)
+    after = np.array([13.0, 0.0]) + 15.0 * np.outer(t_s[6:] - t_s[6], [np.cos(heading), np.sin(heading)])
+    xy = np.vstack([np.zeros((6, 2)), after])
+    assert leaps_since(t_s, xy, since_s=t_s[6]) == leaps
