@@ -111,6 +111,11 @@ ARRIVAL_S = 1.0
 """A striker's arrival speed is fitted over this long before it stood."""
 STOP_SPOT_M = 1.0
 """Where a vehicle stands is known to about this: a shorter distance to go is taken as this."""
+DRIVE_OFF_CONFIRM_S = 3.0
+"""A stationary incident ends this long after its track drove off the spot unless a vehicle stands there
+again: at range, a passer's box overlaps the standing car's, the track slides onto it and drives off
+smoothly, and the car is found again under a new id (seed 243 cam01: a broken-down car 190 m away raised
+three times in 80 s, the second a second after the first ended)."""
 FOUR_WHEELERS_SEEN_S = 1.0
 """A 'pedestrian' whose boxes over this long were mostly cars, buses or trucks follows one: a track that
 switched from a pedestrian onto a car keeps its votes for many seconds (seeds 222 cam01, 223 cam03). Boxes
@@ -543,6 +548,8 @@ class _Open:
     stop_xy_m: np.ndarray
     at_spot_s: float
     """When its vehicle was last seen on the spot."""
+    drove_off_s: float | None = None
+    """When its track drove off the spot, if it has since (`DRIVE_OFF_CONFIRM_S`)."""
 
 
 @dataclass
@@ -1364,27 +1371,30 @@ class IncidentDetector:
         alongside; re-found after an occlusion longer than the tracker waits), not a second incident. A track
         that did not drive off the spot (`_drove_off`) switched to another road user: its vehicle may be found
         there again (seed 239 cam08: a struck car's track drifted 2.7 m back in 0.4 s, and the car was found
-        again 3 s later)."""
+        again 3 s later). One that drove off ends it `DRIVE_OFF_CONFIRM_S` later, at the time it drove off,
+        unless its vehicle stands on the spot again by then."""
         rules = self.rules
         ended = []
         for key, open_ in list(self._open.items()):
             history = self._histories.get(open_.track_id)
             seen_now = history is not None and history.last_seen_s == now_s
             if seen_now and np.linalg.norm(history.xy_m[-1] - open_.stop_xy_m) <= 2 * rules.still_radius_m:
-                open_.at_spot_s = now_s
+                open_.at_spot_s, open_.drove_off_s = now_s, None
                 continue
             heir = next((h for h in current if h is not history and h.is_vehicle
                          and np.linalg.norm(h.xy_m[-1] - open_.stop_xy_m) <= rules.still_radius_m
                          and path_speed_mps(h.t_s, h.xy_m, start_s=now_s - 1.0, end_s=now_s) < 1.0), None)
             if heir is not None:
                 del self._open[key]
-                self._open[(key[0], heir.track_id)] = replace(open_, track_id=heir.track_id, at_spot_s=now_s)
+                self._open[(key[0], heir.track_id)] = replace(open_, track_id=heir.track_id, at_spot_s=now_s, drove_off_s=None)
                 self._raised.add((key[0], heir.track_id))
                 continue
+            if open_.drove_off_s is None and seen_now and self._drove_off(history, open_):
+                open_.drove_off_s = now_s
             if now_s - open_.at_spot_s > rules.forget_s / 2:
                 end_s = open_.at_spot_s
-            elif seen_now and self._drove_off(history, open_):
-                end_s = now_s
+            elif open_.drove_off_s is not None and now_s - open_.drove_off_s >= DRIVE_OFF_CONFIRM_S:
+                end_s = open_.drove_off_s
             else:
                 continue
             del self._open[key]

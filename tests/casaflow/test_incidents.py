@@ -831,6 +831,20 @@ def test_a_stopped_vehicle_found_again_under_a_new_track_is_the_same_incident():
     assert [i for i in incidents if i.end_ts is not None] == []
 
 
+def test_a_stopped_vehicles_track_that_slides_onto_a_passer_leaves_it_the_same_incident():
+    """Seed 243 cam01: 190 m away, the track of a broken-down car slid onto a passer and drove off with it, and
+    the car was found again under a new track a second later: one incident, carried on by the new track, not
+    a second one. Its end waits `DRIVE_OFF_CONFIRM_S` for the spot to stay clear."""
+    broken = drive(speed_kmh=36, seconds=50, stop_at_s={30.0: 100.0})
+    stop_xy = broken[int(20 * FPS)]
+    slid_off = broken[: int(25 * FPS)] + [(LEFT_X_M, stop_xy[1] + 8.0 * k / FPS) for k in range(1, int(3.5 * FPS))]
+    found_again: Path = [None] * int(26 * FPS) + [stop_xy] * int(24 * FPS)
+    passers = stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=50)
+    incidents = run({1: ("car", slid_off), 2: ("car", found_again), **passers}, seconds=50)
+    assert len(raised(incidents, "stopped_vehicle")) == 1
+    assert [i for i in incidents if i.end_ts is not None] == []
+
+
 def test_a_track_never_seen_clearly_raises_nothing():
     speeder = {1: ("car", constant(x_m=LEFT_X_M, y0_m=5.0, vy_mps=65 / 3.6, seconds=6))}
     assert [i.type for i in run(speeder, seconds=6, confidence=0.65)] == ["speeding"]
