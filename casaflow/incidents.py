@@ -719,10 +719,10 @@ class IncidentDetector:
                 self._histories[track.track_id] = history
             history.class_id = history.length_class_id = track.class_id
             if history.class_id in FOUR_WHEELERS:
-                history.length_class_id = next(
-                    (c for c in FOUR_WHEELERS if track.class_share([c], window_s=LENGTH_CLASS_SEEN_S) >= LENGTH_CLASS_SHARE),
-                    history.class_id,
-                )
+                history.length_class_id = next((
+                    c for c in FOUR_WHEELERS
+                    if track.class_share([c], window_s=LENGTH_CLASS_SEEN_S) >= LENGTH_CLASS_SHARE
+                ), history.class_id)
             if not history.is_vehicle:
                 history.four_wheeler_share = track.class_share(FOUR_WHEELERS, window_s=FOUR_WHEELERS_SEEN_S)
             elif history.class_id in TWO_WHEELERS:
@@ -1386,7 +1386,8 @@ class IncidentDetector:
                          and path_speed_mps(h.t_s, h.xy_m, start_s=now_s - 1.0, end_s=now_s) < 1.0), None)
             if heir is not None:
                 del self._open[key]
-                self._open[(key[0], heir.track_id)] = replace(open_, track_id=heir.track_id, at_spot_s=now_s, drove_off_s=None)
+                self._open[(key[0], heir.track_id)] = replace(open_, track_id=heir.track_id, at_spot_s=now_s,
+                                                              drove_off_s=None)
                 self._raised.add((key[0], heir.track_id))
                 continue
             if open_.drove_off_s is None and seen_now and self._drove_off(history, open_):
