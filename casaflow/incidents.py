@@ -69,7 +69,7 @@ from casaflow.detections import CLASS_IDS, TYPICAL_LENGTH_M, Detections
 from casaflow.geo import EARTH_RADIUS_M, LocalFrame
 from casaflow.geometry import along_across_m, apply_homography, away_from_camera_xy, points_in_polygon
 from casaflow.inventory import Camera
-from casaflow.kinematics import leaps_since, longest_unseen_s, too_young_since
+from casaflow.kinematics import leap_times_s, leaps_since, longest_unseen_s, too_young_since
 from casaflow.measurement import MAX_GAP_S, OpenWindow, SegmentWindow
 from casaflow.measures import LOS_THRESHOLDS
 from casaflow.rules import IncidentRules
@@ -719,10 +719,10 @@ class IncidentDetector:
                 self._histories[track.track_id] = history
             history.class_id = history.length_class_id = track.class_id
             if history.class_id in FOUR_WHEELERS:
-                history.length_class_id = next((
-                    c for c in FOUR_WHEELERS
-                    if track.class_share([c], window_s=LENGTH_CLASS_SEEN_S) >= LENGTH_CLASS_SHARE
-                ), history.class_id)
+                recent = track.recent_class_counts(window_s=LENGTH_CLASS_SEEN_S)
+                followed = int(np.argmax(recent))
+                if followed in FOUR_WHEELERS and recent[followed] >= LENGTH_CLASS_SHARE * recent.sum():
+                    history.length_class_id = followed
             if not history.is_vehicle:
                 history.four_wheeler_share = track.class_share(FOUR_WHEELERS, window_s=FOUR_WHEELERS_SEEN_S)
             elif history.class_id in TWO_WHEELERS:
@@ -845,9 +845,10 @@ class IncidentDetector:
         along = xy[start:] @ self._segment_dir_xy[s]
         if len(along) < 3 or along.max() - along.min() < rules.speeding_distance_m:
             return []
-        if leaps_since(t, xy, since_s=t[start + 1]):
+        leapt_s = leap_times_s(t, xy, since_s=t[start])
+        if (leapt_s > t[start]).any():
             return []
-        before = start if start == 0 or leaps_since(t, xy, since_s=t[start]) else start - 1
+        before = start if start == 0 or len(leapt_s) else start - 1
         front_ahead_m = 0.0 if self._segment_towards_camera[s] else history.length_m
         front_m = history.xy_m[before : end + 1] @ self._segment_dir_xy[s] + front_ahead_m
         speed_mps = speed_trap_mps(history.t_s[before : end + 1], front_m, *self._segment_along_m[s],

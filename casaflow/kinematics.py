@@ -35,21 +35,25 @@ def longest_unseen_s(t_s: np.ndarray, start_s: float, end_s: float) -> float:
 
 
 def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> bool:
-    """Whether the track leaps since `since_s`: faster than any road user, or farther in one step than its
-    net velocity over the steps before allows and, where `LEAP_CONTEXT_STEPS` steps follow it, than their
-    net velocity allows too (a standing car cannot be 10 m away 0.8 s later; a step that leapt is no motion
-    of the track's object, so it allows nothing after it), or, with `reversals`, back against its motion
-    (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose
-    trajectory mixes two objects. A switch breaks the motion on both sides of its step; a fast road user
-    whose track lagged behind it (a Kalman filter born at rest, a box late by a frame, a track found again
-    after a gap on a context of stale steps) steps on as it stepped, in the same direction (seed 218 cam08:
-    a speeder at 70 km/h whose one late point made the next step 0.07 m too long for the steps before it;
-    seed 217 cam03: a standing truck's track that stepped 13 m onto a car crossing the junction, which
-    drove on across the step at 15 m/s)."""
+    """Whether the track leaps since `since_s` (`leap_times_s`)."""
+    return bool(len(leap_times_s(t_s, xy_m, since_s=since_s, reversals=reversals)))
+
+
+def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> np.ndarray:
+    """The times of the points the track leapt to since `since_s`: faster than any road user, or farther in one
+    step than its net velocity over the steps before allows and, where `LEAP_CONTEXT_STEPS` steps follow it, than
+    their net velocity allows too (a standing car cannot be 10 m away 0.8 s later; a step that leapt is no motion
+    of the track's object, so it allows nothing after it), or, with `reversals`, back against its motion (see
+    `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose trajectory mixes two
+    objects. A switch breaks the motion on both sides of its step; a fast road user whose track lagged behind it
+    (a Kalman filter born at rest, a box late by a frame, a track found again after a gap on a context of stale
+    steps) steps on as it stepped, in the same direction (seed 218 cam08: a speeder at 70 km/h whose one late
+    point made the next step 0.07 m too long for the steps before it; seed 217 cam03: a standing truck's track
+    that stepped 13 m onto a car crossing the junction, which drove on across the step at 15 m/s)."""
     keep = t_s >= since_s
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
-        return False
+        return np.empty(0)
     dt = np.maximum(np.diff(t_s[first:]), 1e-6)
     step_xy = np.diff(xy_m[first:], axis=0)
     step_m = np.linalg.norm(step_xy, axis=1)
@@ -79,7 +83,8 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
     leaps = np.array(leapt, bool)
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])
-    return bool(leaps[t_s[first + 1:] >= since_s].any())
+    stepped_to_s = t_s[first + 1:]
+    return stepped_to_s[leaps & (stepped_to_s >= since_s)]
 
 
 def _reversals(t_s: np.ndarray, xy_m: np.ndarray) -> np.ndarray:

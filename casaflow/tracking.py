@@ -331,8 +331,13 @@ class Track:
     def class_share(self, class_ids: Collection[int], *, window_s: float) -> float:
         """Fraction of the detections matched over the last `window_s` seconds (up to its last match) that
         were of one of `class_ids`: what the track follows now, where its votes remember what it followed."""
-        recent = [c in class_ids for t, c in self.recent_classes if t >= self.last_time_s - window_s]
-        return sum(recent) / len(recent)
+        recent = self.recent_class_counts(window_s=window_s)
+        return float(recent[list(class_ids)].sum() / recent.sum())
+
+    def recent_class_counts(self, *, window_s: float) -> np.ndarray:
+        """(classes,) detections matched per class over the last `window_s` seconds (up to its last match)."""
+        classes = [c for t, c in self.recent_classes if t >= self.last_time_s - window_s]
+        return np.bincount(classes, minlength=len(CLASS_NAMES))
 
     @property
     def xyxy(self) -> np.ndarray:
