@@ -5,20 +5,22 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
 `min_track_confidence` (the meter counts fainter tracks too; an alert needs an object someone can see):
 - `speeding`: the speed along the segment over the passage of its front through its zone, timed from
   edge to edge as a speed trap times it (or to where the track was lost), over at least
-  `speeding_distance_m` seen without an identity switch, above the limit plus `speeding_tolerance_kmh`: a
+  `speeding_distance_m` timed without an identity switch, above the limit plus `speeding_tolerance_kmh`: a
   section speed, so a driver braking hard from a speed into a queue ahead is judged on the section, not
-  on its first metres; raised as the vehicle leaves the zone (or `SPEEDING_LOST_S` after it was lost in
-  it); starts at zone entry;
+  on its first metres; raised as the vehicle leaves the zone (or `LOST_S` after it was lost in it);
+  starts at zone entry;
 - `wrong_way`: at least `wrong_way_distance_m` travelled against the segment's direction inside its zone,
   at `wrong_way_min_speed_mps` or more, half of it at least in view (not in one leap over a gap in the
   track) and without an identity switch; starts at zone entry;
 - `red_light`: the vehicle's front (moving median; placed a typical length ahead of the anchor for traffic
   driving away from the camera) crosses a stop line at `red_light_min_speed_mps` or more (net) and goes
   `red_light_past_m` beyond it while the signal, read from its image region or an external feed, is red;
+  judged on its settled points, or on all of them `LOST_S` after it was lost if two lie past the line (the
+  last by its anchor's error more);
   starts at the crossing (a queue standing at the line jitters across it without moving);
 - `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while the segment's other
   traffic moves past it, with no stationary vehicle just ahead in its lane (a queue), no standing traffic
-  ahead (a jam), the road ahead in view for a queue's gap, and no red signal holding it for the last
+  ahead in its lane or the next (a jam), the road ahead in view for a queue's gap, and no red signal holding it for the last
   `stopped_clear_s` (a queue ahead that loses its track for a moment does not make a breakdown); starts
   when it stood;
 - `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`, neither queued nor
@@ -35,9 +37,11 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   Towards the camera, also one behind seen stopping against it, harder than `collision_decel_mps2` allows,
   before it was hidden;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
-  `pedestrian_min_s`, if standing still at least `pedestrian_standing_depth_m` into it (a car's edge read as a
-  pedestrian, or someone at the kerb, stands within an anchor's error of the edge: seeds 222 cam04, 234
-  cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
+  `pedestrian_min_s`, deeper in than two pixels of its box's bottom edge span on the ground
+  (`ANCHOR_ERROR_PX`; seed 246 cam03: pedestrians walking along the sidewalk at the far end of the view,
+  where a pixel spans 0.8 m, raised three times), if standing still at least `pedestrian_standing_depth_m`
+  into it (a car's edge read as a pedestrian, or someone at the kerb, stands within an anchor's error of
+  the edge: seeds 222 cam04, 234 cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
   detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts
   when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
@@ -142,10 +146,13 @@ SPEEDING_EXIT_M = 1.0
 """A front this far past a zone's edge has left it: within an anchor's error of the edge, a speeder braking
 to a stand at the far end of the view may still be inside, and a passage lasts until the front leaves
 (seed 222 cam01: a car braked from 85 km/h to stand 0.1 m out by its anchor, inside by the truth)."""
+MEDIAN_STEPS = 3
+"""A passage is judged on at least this many steps seen, so that their median is one road user's motion."""
 SPEED_TRAP_MAX_GAP_S = 0.5
 """A zone edge's crossing is interpolated between points at most this far apart."""
-SPEEDING_LOST_S = 0.5
-"""A vehicle unseen this long inside a zone has ended its passage as far as the camera can measure it."""
+LOST_S = 0.5
+"""A vehicle unseen this long has ended, as far as the camera can measure it, its passage through a zone
+and its crossing of a stop line: both are judged on the points it has."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
 """They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
 TWO_WHEELER_STRIKER_MIN_MPS = 9.0
@@ -187,6 +194,11 @@ RED_LIGHT_MAX_GAP_S = 1.0
 """A crossing is judged only where the track was seen within this long either side of it: across a longer
 gap it may have switched to another road user (seed 232 cam03: a car lost behind a truck just short of the
 line; its track took a car crossing the junction 2.2 s later)."""
+NEXT_LANE_HALFWIDTHS = 3
+"""A vehicle within this many lane half-widths across is in the same lane or the next one."""
+ANCHOR_ERROR_PX = 2.0
+"""A box's bottom edge, where its ground point comes from, is off by up to this many pixels: far away, that
+is metres on the ground."""
 MIN_HEADING_COS = 0.8
 """A vehicle's motion within about 37 degrees of a segment's direction travels along it."""
 ACROSS_COS = 0.5
@@ -405,20 +417,21 @@ def fitted_speed_mps(t_s: np.ndarray, along_m: np.ndarray) -> float:
     return float((t * (along_m - along_m.mean())).sum() / (t * t).sum())
 
 
-def speed_trap_mps(t_s: np.ndarray, front_m: np.ndarray, entry_m: float, exit_m: float, *, first: int = 0,
-                   last: int | None = None) -> float:
-    """Speed of a passage as a speed trap (and the simulator's truth) times it: the distance between the
-    front's crossings of `entry_m` and `exit_m` (positions along the road) over the time between them, each
-    interpolated between the points either side of it if they are at most `SPEED_TRAP_MAX_GAP_S` apart.
+def speed_trap(t_s: np.ndarray, front_m: np.ndarray, entry_m: float, exit_m: float, *, first: int = 0,
+               last: int | None = None) -> tuple[float, float]:
+    """(distance timed, m; speed, m/s) of a passage as a speed trap (and the simulator's truth) times it: the
+    distance between the front's crossings of `entry_m` and `exit_m` (positions along the road) over the time
+    between them, each interpolated between the points either side of it if they are at most
+    `SPEED_TRAP_MAX_GAP_S` apart.
     The passage is the points `first` to `last` (default: all); those either side only place its crossings
     (a track's point before a gap, or on another vehicle before a switch, is no part of it). Where the first
     point inside has none just before it (found there, or cut by the picture's edge until then) and is less
     than a step in, the entry is put back at its first step's speed; otherwise the passage is timed from its
-    first point inside, and to its last. 0 for fewer than two points inside."""
+    first point inside, and to its last. (0, 0) for fewer than two points inside."""
     passage_m = front_m[first : len(front_m) if last is None else last + 1]
     inside = np.flatnonzero((passage_m >= entry_m) & (passage_m <= exit_m)) + first
     if len(inside) < 2:
-        return 0.0
+        return 0.0, 0.0
     p, q = int(inside[0]), int(inside[-1])
     entry_s, entered_m = float(t_s[p]), float(front_m[p])
     if p > 0 and t_s[p] - t_s[p - 1] <= SPEED_TRAP_MAX_GAP_S and front_m[p - 1] < entry_m:
@@ -433,7 +446,7 @@ def speed_trap_mps(t_s: np.ndarray, front_m: np.ndarray, entry_m: float, exit_m:
     if q + 1 < len(t_s) and t_s[q + 1] - t_s[q] <= SPEED_TRAP_MAX_GAP_S and front_m[q + 1] > exit_m:
         exit_s += (exit_m - front_m[q]) / (front_m[q + 1] - front_m[q]) * (t_s[q + 1] - t_s[q])
         left_m = exit_m
-    return float((left_m - entered_m) / max(exit_s - entry_s, 1e-6))
+    return float(left_m - entered_m), float((left_m - entered_m) / max(exit_s - entry_s, 1e-6))
 
 
 def path_speed_mps(t_s: np.ndarray, xy_m: np.ndarray, *, start_s: float, end_s: float) -> float:
@@ -506,6 +519,9 @@ class _History:
     """(n, stop lines) signed distance beyond each stop line, along the travel direction."""
     stop_lateral: np.ndarray
     """(n, stop lines) position along each stop line, 0..1 between its ends."""
+    anchor_error_m: np.ndarray
+    """(n,) ground distance that `ANCHOR_ERROR_PX` of the box's bottom edge spans at each point: how far a
+    point is off where the box places it, in the worst case."""
     last_seen_s: float = 0.0
     four_wheeler_share: float = 0.0
     """Share of its boxes over the last `FOUR_WHEELERS_SEEN_S` detected as cars, buses or trucks
@@ -663,7 +679,7 @@ class IncidentDetector:
                 raised += self._vehicle_rules(history, current, now_s, frame_ts)
             if not history.is_vehicle or self._walking_across(history, now_s):
                 raised += self._pedestrian_rule(history, now_s, frame_ts)
-        raised += self._lost_in_zone_speeding(now_s, frame_ts)
+        raised += self._judge_lost(now_s, frame_ts)
         raised += self._congestion_rules(now_s, frame_ts, windows, open_windows)
         self._last_update_s = now_s
         ended = self._end_stationary(current, now_s)
@@ -745,6 +761,7 @@ class IncidentDetector:
             no_stopping_depth_m=np.empty((0, len(self._no_stopping))),
             stop_offset_m=np.empty((0, len(self._stop_lines))),
             stop_lateral=np.empty((0, len(self._stop_lines))),
+            anchor_error_m=np.empty(0),
         )
 
     def _append(self, history: _History, points: np.ndarray, now_s: float) -> None:
@@ -766,6 +783,8 @@ class IncidentDetector:
             rel = xy - line.start_xy_m
             offset[:, k] = rel @ line.normal_xy
             lateral[:, k] = rel @ line.unit_xy / max(line.length_m, 1e-9)
+        anchor_uv = apply_homography(self._ground_to_image, xy)
+        error_m = ANCHOR_ERROR_PX * np.linalg.norm(away_from_camera_xy(self._homography, anchor_uv, px=1.0), axis=1)
         keep = history.t_s >= now_s - self.rules.history_s
         history.t_s = np.concatenate([history.t_s[keep], points[:, 0]])
         history.xy_m = np.concatenate([history.xy_m[keep], xy])
@@ -774,6 +793,7 @@ class IncidentDetector:
         history.no_stopping_depth_m = np.concatenate([history.no_stopping_depth_m[keep], nostop])
         history.stop_offset_m = np.concatenate([history.stop_offset_m[keep], offset])
         history.stop_lateral = np.concatenate([history.stop_lateral[keep], lateral])
+        history.anchor_error_m = np.concatenate([history.anchor_error_m[keep], error_m])
         history._smooth_xy_m = None
 
     def _forget(self, now_s: float) -> None:
@@ -832,47 +852,59 @@ class IncidentDetector:
 
     def _speeding(self, history: _History, s: int, start: int, end: int, frame_ts: datetime) -> list[Incident]:
         """Judges the passage of the front through segment `s`'s zone made of the history's points `start` to
-        `end` - 1, timed from edge to edge (`speed_trap_mps`): a vehicle slowing down, driving away, over the
+        `end` - 1, timed from edge to edge (`speed_trap`): a vehicle slowing down, driving away, over the
         stretch its front drove. A least-squares fit over the points inside read seed 242 cam01's car, braking
-        from 70 km/h, at 48.9 km/h where the truth timed 50.5 (40 + 10 tolerated). Most of its steps must be as
-        fast (their median at least half the speed): a young track's leap onto another vehicle, which
-        `leaps_since` cannot tell from motion yet, is one long step among short ones. A leap inside the
+        from 70 km/h, at 48.9 km/h where the truth timed 50.5 (40 + 10 tolerated). Most of its steps, at least
+        `MEDIAN_STEPS` seen, must be as fast (their median at least half the speed): a young track's leap onto
+        another vehicle, which `leaps_since` cannot tell from motion yet, is one long step among short ones
+        (seed 241 cam05: a motorcycle at 26 km/h, its track born 12 m behind it, read 109 km/h over its two
+        steps seen, one of them that leap). A leap inside the
         passage mixes two vehicles; one onto its first point (seed 241 cam01: a track switched from a car
         leaving the picture onto a truck coming into it at 70 km/h) leaves the passage to the vehicle it
-        switched to, timed without the point before."""
+        switched to, timed without the point before; one onto the point after its last (the step out of the
+        zone) ends it unseen, timed to its last point inside (seed 245 cam06: a car at 61 km/h, seen to 21 m short
+        of the far edge, whose track then leapt 30 m onto a car ahead, across the edge, read 118 km/h; 65
+        without the leap)."""
         rules = self.rules
         t, xy = history.t_s[:end], history.xy_m[:end]
         along = xy[start:] @ self._segment_dir_xy[s]
-        if len(along) < 3 or along.max() - along.min() < rules.speeding_distance_m:
+        if len(along) <= MEDIAN_STEPS:
             return []
-        leapt_s = leap_times_s(t, xy, since_s=t[start])
-        if (leapt_s > t[start]).any():
+        after = min(end + 1, len(history.t_s))
+        leapt_s = leap_times_s(history.t_s[:after], history.xy_m[:after], since_s=t[start])
+        onto_exit = after > end and bool((leapt_s == history.t_s[end]).any())
+        if ((leapt_s > t[start]) & (leapt_s < t[-1] + 1e-9)).any():
             return []
-        before = start if start == 0 or len(leapt_s) else start - 1
+        before = start if start == 0 or (leapt_s == t[start]).any() else start - 1
+        after = end if onto_exit else after
         front_ahead_m = 0.0 if self._segment_towards_camera[s] else history.length_m
-        front_m = history.xy_m[before : end + 1] @ self._segment_dir_xy[s] + front_ahead_m
-        speed_mps = speed_trap_mps(history.t_s[before : end + 1], front_m, *self._segment_along_m[s],
-                                   first=start - before, last=end - 1 - before)
+        front_m = history.xy_m[before:after] @ self._segment_dir_xy[s] + front_ahead_m
+        timed_m, speed_mps = speed_trap(history.t_s[before:after], front_m, *self._segment_along_m[s],
+                                        first=start - before, last=end - 1 - before)
         excess_kmh = speed_mps * 3.6 - self._limits_kmh[s]
-        if excess_kmh <= rules.speeding_tolerance_kmh or np.median(np.diff(along) / np.diff(t[start:])) < speed_mps / 2:
+        if timed_m < rules.speeding_distance_m or excess_kmh <= rules.speeding_tolerance_kmh:
+            return []
+        if np.median(np.diff(along) / np.diff(t[start:])) < speed_mps / 2:
             return []
         return self._raise_once("speeding", [history.track_id], lambda: self._incident(
             "speeding", s, [history.track_id], start_s=t[start], frame_ts=frame_ts, xy_m=xy[-1],
             severity=2 if excess_kmh > rules.speeding_tolerance_kmh + 20 else 1))
 
-    def _lost_in_zone_speeding(self, now_s: float, frame_ts: datetime) -> list[Incident]:
-        """Judges the passages of vehicles lost inside a zone once, when they have had no ground point for
-        `SPEEDING_LOST_S`: hidden, too far to detect, or cut by the picture's edge, whose box gives none (seed
-        240 cam05: a bus at 70 km/h coming towards the camera, its front inside the zone when the bottom edge
-        cut its box)."""
+    def _judge_lost(self, now_s: float, frame_ts: datetime) -> list[Incident]:
+        """Judges the vehicles lost `LOST_S` ago once, on the points they have: hidden, too far to detect, or
+        cut by the picture's edge, whose box gives none. A passage through a zone (seed 240 cam05: a bus at
+        70 km/h coming towards the camera, its front inside the zone when the bottom edge cut its box), and
+        a crossing of a stop line whose last points the moving median had not settled (seed 236 cam03: a
+        runner hidden behind a bus just past the line)."""
         raised: list[Incident] = []
         for history in self._histories.values():
-            lost_s = history.t_s[-1] + SPEEDING_LOST_S if len(history.t_s) else math.inf
+            lost_s = history.t_s[-1] + LOST_S if len(history.t_s) else math.inf
             if not history.is_vehicle or not self._last_update_s < lost_s <= now_s:
                 continue
             front_inside = history.front_in_zone
             for s in np.flatnonzero(front_inside[-1]):
                 raised += self._speeding(history, s, trailing_run_start(front_inside[:, s]), len(history.t_s), frame_ts)
+            raised += self._red_light(history, frame_ts, lost=True)
         return raised
 
     def _wrong_way(self, history: _History, s: int, run: int, along: np.ndarray) -> bool:
@@ -901,11 +933,15 @@ class IncidentDetector:
             return False
         return not leaps_since(history.t_s, history.xy_m, since_s=since_s, reversals=True)
 
-    def _red_light(self, history: _History, frame_ts: datetime) -> list[Incident]:
+    def _red_light(self, history: _History, frame_ts: datetime, *, lost: bool = False) -> list[Incident]:
+        """Judges the crossing of each stop line on the points whose moving median has settled, or, for a
+        track `lost`, on all of them if its last two lie past the line, the last by its anchor's error more
+        (at the end, the median is the last point alone, and no later point confirms it: seed 242 cam04, a
+        motorcycle stopping at the line, whose box slid 2.5 m on as another road user went by, then lost)."""
         raised = []
         if ("red_light", history.track_id) in self._raised:
             return raised
-        settled = len(history.t_s) - SMOOTHING_LAG
+        settled = len(history.t_s) if lost else len(history.t_s) - SMOOTHING_LAG
         for k, line in enumerate(self._stop_lines):
             front_ahead_m = history.length_m if line.anchor_is_rear else 0.0
             past_m = max(self.rules.red_light_past_m, LENGTH_UNCERTAINTY * front_ahead_m)
@@ -913,7 +949,7 @@ class IncidentDetector:
             if settled < 2 or anchor_m[max(settled - 3, 0) : settled + 2].max() + front_ahead_m < past_m:
                 continue  # the last settled median comes from these points: none is past the line
             offset = moving_median(anchor_m)[:settled, 0] + front_ahead_m
-            if offset[-1] < past_m:
+            if offset[-1] < past_m or (lost and (offset[-2] < 0 or offset[-1] < past_m + history.anchor_error_m[-1])):
                 continue
             behind = np.flatnonzero(offset < 0)
             if not behind.size:
@@ -1023,20 +1059,23 @@ class IncidentDetector:
         return False
 
     def _jammed(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
-        """Whether traffic ahead of stop_xy stands too, in its lane or the next ones: a jam. A broken-down
-        vehicle holds up the traffic behind and beside it, but the road ahead of it is clear. A vehicle too
-        near the end of the view for that to be seen counts as jammed: closer than a queue's gap, or, on a
-        congested segment, than the jam's reach."""
+        """Whether the segment's traffic ahead of stop_xy stands too, in its lane or the next one: a jam. A
+        broken-down vehicle holds up the traffic behind and beside it, but the road ahead of it is clear; a car
+        parked at the kerb has traffic driving past it in the next lane, whatever the lanes beyond do (seed 245
+        cam05: stood in a no-stopping zone while the lane two over crept in a jam). The segment's traffic has
+        been in its zone, and stands on past its far end (seed 245 cam05: a truck 21 m behind a standing car
+        just out of the zone). A vehicle too near the end of the view for that to be seen counts as jammed:
+        closer than a queue's gap, or, on a congested segment, than the jam's reach."""
         rules = self.rules
         direction = self._segment_dir_xy[s]
         visible_ahead_m = float(((self._segment_zone_xy[s] - stop_xy) @ direction).max())
         if visible_ahead_m < (rules.jam_reach_m if s in self._congestion else rules.queue_gap_m):
             return True
         for other in current:
-            if other is history or not other.is_vehicle or other.segment_depth_m[-1, s] < 0:
+            if other is history or not other.is_vehicle or not (other.segment_depth_m[:, s] >= 0).any():
                 continue
             along, lateral = along_across_m(other.xy_m[-1] - stop_xy, direction)
-            if not 0.5 < along <= rules.jam_reach_m or lateral > 5 * rules.lane_halfwidth_m:
+            if not 0.5 < along <= rules.jam_reach_m or lateral > NEXT_LANE_HALFWIDTHS * rules.lane_halfwidth_m:
                 continue
             if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < rules.jam_speed_mps:
                 return True
@@ -1282,10 +1321,11 @@ class IncidentDetector:
         away = ~self._near_crossing(history)
         if not away[-1]:
             return []
-        depth_m = max(rules.pedestrian_margin_m, 0.0 if net_mps >= WALKING_MPS else rules.pedestrian_standing_depth_m)
+        margin_m = np.maximum(rules.pedestrian_margin_m, history.anchor_error_m)
+        depth_m = max(margin_m[-1], 0.0 if net_mps >= WALKING_MPS else rules.pedestrian_standing_depth_m)
         for s in np.flatnonzero(depth_now >= depth_m):
             run = trailing_run_start((history.segment_depth_m[:, s] >= 0) & away)
-            deep = np.flatnonzero(history.segment_depth_m[run:, s] >= rules.pedestrian_margin_m)
+            deep = np.flatnonzero(history.segment_depth_m[run:, s] >= margin_m[run:])
             if now_s - history.t_s[run + deep[0]] < rules.pedestrian_min_s:
                 continue
             if fastest_net_mps(history.t_s[run:], history.smooth_xy_m[run:], over_s=1.0) > rules.pedestrian_max_speed_mps:

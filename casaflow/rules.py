@@ -38,7 +38,7 @@ class IncidentRules(BaseModel):
     signal_stale_s: float = Field(default=2.0, gt=0, le=30, description="a signal reading older than this is unknown")
     signal_min_contrast: float = Field(default=20.0, gt=0, le=500, description="lit lamp score over the next lamp (chroma along the lamp's colour + half the luma above the head's median)")
     speeding_tolerance_kmh: float = Field(default=10.0, ge=0, le=100, description="speed over the limit that is tolerated")
-    speeding_distance_m: float = Field(default=20.0, gt=0, le=500, description="minimum measured distance in the zone")
+    speeding_distance_m: float = Field(default=20.0, gt=0, le=500, description="minimum distance timed through the zone (edge to edge where both edges are seen)")
     pedestrian_min_s: float = Field(default=1.0, ge=0, le=60, description="time in the lanes before raising")
     pedestrian_max_speed_mps: float = Field(default=3.5, gt=0, le=15, description="faster 'pedestrians' are misread cyclists")
     pedestrian_margin_m: float = Field(default=0.3, ge=0, le=5, description="depth inside the lanes that counts towards pedestrian_min_s")
