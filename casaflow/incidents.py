@@ -20,9 +20,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   starts at the crossing (a queue standing at the line jitters across it without moving);
 - `stopped_vehicle`: stationary in a segment's zone for `stopped_vehicle_s` while the segment's other
   traffic moves past it, with no stationary vehicle just ahead in its lane (a queue), no standing traffic
-  ahead in its lane or the next (a jam), the road ahead in view for a queue's gap, and no red signal holding it for the last
-  `stopped_clear_s` (a queue ahead that loses its track for a moment does not make a breakdown); starts
-  when it stood;
+  ahead in its lane or the next (a jam), the road ahead in view for a queue's gap, and no red signal
+  holding it for the last `stopped_clear_s` (a queue ahead that loses its track for a moment does not make
+  a breakdown); starts when it stood;
 - `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`, neither queued nor
   stuck in a jam for the last `stopped_clear_s` (one held up behind a standing vehicle follows it off when
   it leaves); starts at the stop plus the allowed time;
@@ -41,9 +41,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   (`ANCHOR_ERROR_PX`; seed 246 cam03: pedestrians walking along the sidewalk at the far end of the view,
   where a pixel spans 0.8 m, raised three times), if standing still at least `pedestrian_standing_depth_m`
   into it (a car's edge read as a pedestrian, or someone at the kerb, stands within an anchor's error of
-  the edge: seeds 222 cam04, 234 cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`: faster is a misread cyclist), not
-  detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes); starts
-  when it stepped in;
+  the edge: seeds 222 cam04, 234 cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`:
+  faster is a misread cyclist), not detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto
+  a car keeps its votes); starts when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
   space-mean speed, so far) once it holds `congestion_min_vehicle_s` (two cars standing for a moment at a
@@ -858,25 +858,24 @@ class IncidentDetector:
         `MEDIAN_STEPS` seen, must be as fast (their median at least half the speed): a young track's leap onto
         another vehicle, which `leaps_since` cannot tell from motion yet, is one long step among short ones
         (seed 241 cam05: a motorcycle at 26 km/h, its track born 12 m behind it, read 109 km/h over its two
-        steps seen, one of them that leap). A leap inside the
-        passage mixes two vehicles; one onto its first point (seed 241 cam01: a track switched from a car
-        leaving the picture onto a truck coming into it at 70 km/h) leaves the passage to the vehicle it
-        switched to, timed without the point before; one onto the point after its last (the step out of the
-        zone) ends it unseen, timed to its last point inside (seed 245 cam06: a car at 61 km/h, seen to 21 m short
-        of the far edge, whose track then leapt 30 m onto a car ahead, across the edge, read 118 km/h; 65
-        without the leap)."""
+        steps seen, one of them that leap). A leap inside the passage mixes two vehicles; one onto its first
+        point (seed 241 cam01: a track switched from a car leaving the picture onto a truck coming into it at
+        70 km/h) leaves the passage to the vehicle it switched to, timed without the point before; one onto the
+        point after its last (the step out of the zone) ends it unseen, timed to its last point inside (seed
+        245 cam06: a car at 61 km/h, seen to 21 m short of the far edge, whose track then leapt 30 m onto a car
+        ahead, across the edge, read 118 km/h; 65 without the leap)."""
         rules = self.rules
         t, xy = history.t_s[:end], history.xy_m[:end]
         along = xy[start:] @ self._segment_dir_xy[s]
         if len(along) <= MEDIAN_STEPS:
             return []
-        after = min(end + 1, len(history.t_s))
-        leapt_s = leap_times_s(history.t_s[:after], history.xy_m[:after], since_s=t[start])
-        onto_exit = after > end and bool((leapt_s == history.t_s[end]).any())
-        if ((leapt_s > t[start]) & (leapt_s < t[-1] + 1e-9)).any():
+        with_exit = min(end + 1, len(history.t_s))
+        leapt_s = leap_times_s(history.t_s[:with_exit], history.xy_m[:with_exit], since_s=t[start])
+        if ((leapt_s > t[start]) & (leapt_s <= t[-1])).any():
             return []
         before = start if start == 0 or (leapt_s == t[start]).any() else start - 1
-        after = end if onto_exit else after
+        leapt_out = with_exit > end and bool((leapt_s == history.t_s[end]).any())
+        after = end if leapt_out else with_exit
         front_ahead_m = 0.0 if self._segment_towards_camera[s] else history.length_m
         front_m = history.xy_m[before:after] @ self._segment_dir_xy[s] + front_ahead_m
         timed_m, speed_mps = speed_trap(history.t_s[before:after], front_m, *self._segment_along_m[s],
