@@ -519,9 +519,6 @@ class _History:
     """(n, stop lines) signed distance beyond each stop line, along the travel direction."""
     stop_lateral: np.ndarray
     """(n, stop lines) position along each stop line, 0..1 between its ends."""
-    anchor_error_m: np.ndarray
-    """(n,) ground distance that `ANCHOR_ERROR_PX` of the box's bottom edge spans at each point: how far a
-    point is off where the box places it, in the worst case."""
     last_seen_s: float = 0.0
     four_wheeler_share: float = 0.0
     """Share of its boxes over the last `FOUR_WHEELERS_SEEN_S` detected as cars, buses or trucks
@@ -761,7 +758,6 @@ class IncidentDetector:
             no_stopping_depth_m=np.empty((0, len(self._no_stopping))),
             stop_offset_m=np.empty((0, len(self._stop_lines))),
             stop_lateral=np.empty((0, len(self._stop_lines))),
-            anchor_error_m=np.empty(0),
         )
 
     def _append(self, history: _History, points: np.ndarray, now_s: float) -> None:
@@ -783,8 +779,6 @@ class IncidentDetector:
             rel = xy - line.start_xy_m
             offset[:, k] = rel @ line.normal_xy
             lateral[:, k] = rel @ line.unit_xy / max(line.length_m, 1e-9)
-        anchor_uv = apply_homography(self._ground_to_image, xy)
-        error_m = ANCHOR_ERROR_PX * np.linalg.norm(away_from_camera_xy(self._homography, anchor_uv, px=1.0), axis=1)
         keep = history.t_s >= now_s - self.rules.history_s
         history.t_s = np.concatenate([history.t_s[keep], points[:, 0]])
         history.xy_m = np.concatenate([history.xy_m[keep], xy])
@@ -793,8 +787,13 @@ class IncidentDetector:
         history.no_stopping_depth_m = np.concatenate([history.no_stopping_depth_m[keep], nostop])
         history.stop_offset_m = np.concatenate([history.stop_offset_m[keep], offset])
         history.stop_lateral = np.concatenate([history.stop_lateral[keep], lateral])
-        history.anchor_error_m = np.concatenate([history.anchor_error_m[keep], error_m])
         history._smooth_xy_m = None
+
+    def _anchor_error_m(self, xy_m: np.ndarray) -> np.ndarray:
+        """(n,) ground distance that `ANCHOR_ERROR_PX` of a box's bottom edge spans at each point (n, 2): how far
+        a point may be off where its box places it."""
+        anchor_uv = apply_homography(self._ground_to_image, xy_m)
+        return ANCHOR_ERROR_PX * np.linalg.norm(away_from_camera_xy(self._homography, anchor_uv, px=1.0), axis=1)
 
     def _forget(self, now_s: float) -> None:
         for track_id in [t for t, h in self._histories.items() if now_s - h.last_seen_s > self.rules.forget_s]:
@@ -948,7 +947,9 @@ class IncidentDetector:
             if settled < 2 or anchor_m[max(settled - 3, 0) : settled + 2].max() + front_ahead_m < past_m:
                 continue  # the last settled median comes from these points: none is past the line
             offset = moving_median(anchor_m)[:settled, 0] + front_ahead_m
-            if offset[-1] < past_m or (lost and (offset[-2] < 0 or offset[-1] < past_m + history.anchor_error_m[-1])):
+            if offset[-1] < past_m:
+                continue
+            if lost and (offset[-2] < 0 or offset[-1] < past_m + self._anchor_error_m(history.xy_m[-1:])[0]):
                 continue
             behind = np.flatnonzero(offset < 0)
             if not behind.size:
@@ -1071,12 +1072,13 @@ class IncidentDetector:
         if visible_ahead_m < (rules.jam_reach_m if s in self._congestion else rules.queue_gap_m):
             return True
         for other in current:
-            if other is history or not other.is_vehicle or not (other.segment_depth_m[:, s] >= 0).any():
+            if other is history or not other.is_vehicle:
                 continue
             along, lateral = along_across_m(other.xy_m[-1] - stop_xy, direction)
             if not 0.5 < along <= rules.jam_reach_m or lateral > NEXT_LANE_HALFWIDTHS * rules.lane_halfwidth_m:
                 continue
-            if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < rules.jam_speed_mps:
+            if (path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < rules.jam_speed_mps
+                    and (other.segment_depth_m[:, s] >= 0).any()):
                 return True
         return False
 
@@ -1320,11 +1322,14 @@ class IncidentDetector:
         away = ~self._near_crossing(history)
         if not away[-1]:
             return []
-        margin_m = np.maximum(rules.pedestrian_margin_m, history.anchor_error_m)
-        depth_m = max(margin_m[-1], 0.0 if net_mps >= WALKING_MPS else rules.pedestrian_standing_depth_m)
+        if not (depth_now >= rules.pedestrian_margin_m).any():
+            return []
+        margin_m = max(rules.pedestrian_margin_m, self._anchor_error_m(history.xy_m[-1:])[0])
+        depth_m = max(margin_m, 0.0 if net_mps >= WALKING_MPS else rules.pedestrian_standing_depth_m)
         for s in np.flatnonzero(depth_now >= depth_m):
             run = trailing_run_start((history.segment_depth_m[:, s] >= 0) & away)
-            deep = np.flatnonzero(history.segment_depth_m[run:, s] >= margin_m[run:])
+            margins_m = np.maximum(rules.pedestrian_margin_m, self._anchor_error_m(history.xy_m[run:]))
+            deep = np.flatnonzero(history.segment_depth_m[run:, s] >= margins_m)
             if now_s - history.t_s[run + deep[0]] < rules.pedestrian_min_s:
                 continue
             if fastest_net_mps(history.t_s[run:], history.smooth_xy_m[run:], over_s=1.0) > rules.pedestrian_max_speed_mps:

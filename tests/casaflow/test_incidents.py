@@ -104,6 +104,13 @@ def towards_camera() -> Camera:
     return cam.model_copy(update={"segments": [cam.segments[0].model_copy(update={"direction_deg": 180})]})
 
 
+def towards_camera_short_zone() -> Camera:
+    """`towards_camera()` with a zone 25 m long (y from 15 to 40 m)."""
+    cam = towards_camera()
+    short_zone = project_ground_polygon(PINHOLE, ground_polygon(1.0, 8.0, 15.0, 40.0)).tolist()
+    return cam.model_copy(update={"segments": [cam.segments[0].model_copy(update={"zone": short_zone})]})
+
+
 def box_at(x_m: float, y_m: float, cls: str) -> list[float]:
     width_m, height_m = (0.5, 1.7) if cls == "pedestrian" else (1.8, 1.5)
     points = np.array([[x_m - width_m / 2, y_m, 0.0], [x_m + width_m / 2, y_m, 0.0], [x_m, y_m, height_m]])
@@ -1003,9 +1010,7 @@ def test_a_passage_is_measured_over_the_distance_timed(hidden_from_s, speeding):
     """Seed 245 cam06: a car at 90 km/h through a 25.5 m zone towards the camera, seen at five points inside
     spanning 19 m, under the 20 m measured; timed from edge to edge, over the whole zone. Hidden after two
     points inside, it was timed over 10 m, too short to judge."""
-    cam = towards_camera()
-    short_zone = project_ground_polygon(PINHOLE, ground_polygon(1.0, 8.0, 15.0, 40.0)).tolist()
-    cam = cam.model_copy(update={"segments": [cam.segments[0].model_copy(update={"zone": short_zone})]})
+    cam = towards_camera_short_zone()
     path = [(LEFT_X_M, 63.5 - 100 / 3.6 * k / FPS) for k in range(int(2.4 * FPS))]
     if hidden_from_s is not None:
         path = path[: int(hidden_from_s * FPS)]
@@ -1016,9 +1021,7 @@ def test_a_passage_is_measured_over_the_distance_timed(hidden_from_s, speeding):
 def test_a_young_tracks_leap_onto_a_slow_vehicle_leaving_the_zone_is_not_judged():
     """Seed 241 cam05: a track born 12 m behind a motorcycle at 26 km/h, inside the zone, stepped onto it and
     left the zone a step later: two steps seen, one of them the leap, read 109 km/h timed from edge to edge."""
-    cam = towards_camera()
-    short_zone = project_ground_polygon(PINHOLE, ground_polygon(1.0, 8.0, 15.0, 40.0)).tolist()
-    cam = cam.model_copy(update={"segments": [cam.segments[0].model_copy(update={"zone": short_zone})]})
+    cam = towards_camera_short_zone()
     path = [(LEFT_X_M, 29.0), None, (LEFT_X_M, 17.0)] + [(LEFT_X_M, 15.0 - 1.4 * k) for k in range(10)]
     assert not raised(run_trajectories({1: path}, seconds=4, cam=cam), "speeding")
 
