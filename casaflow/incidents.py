@@ -194,6 +194,8 @@ RED_LIGHT_MAX_GAP_S = 1.0
 """A crossing is judged only where the track was seen within this long either side of it: across a longer
 gap it may have switched to another road user (seed 232 cam03: a car lost behind a truck just short of the
 line; its track took a car crossing the junction 2.2 s later)."""
+WAITING_MAX_MPS = 1.0
+"""A vehicle at a stop line slower than this (net, over a second) is waiting there."""
 NEXT_LANE_HALFWIDTHS = 3
 """A vehicle within this many lane half-widths across is in the same lane or the next one."""
 ANCHOR_ERROR_PX = 2.0
@@ -577,8 +579,10 @@ class _StopLineGeometry:
     anchor_is_rear: bool
     """Traffic crosses the line driving away from the camera: a track's anchor (the footprint's end nearest the
     camera) is its rear, a length behind the front that the law, and the simulator's truth, judge."""
-    states: deque = field(default_factory=lambda: deque(maxlen=600))
-    """(ts_s, state) readings, state None when unknown."""
+    states: deque = field(default_factory=deque)
+    """(ts_s, state) readings, state None when unknown, for `IncidentRules.history_s`: a crossing still in a
+    track's history is judged against the signal it had (seed 248 cam01: a turner that waited at the line on
+    green crossed it into red; a minute on, the green had gone from a minute's readings, not the crossing)."""
 
 
 class IncidentDetector:
@@ -698,7 +702,7 @@ class IncidentDetector:
             if state is None and frame_yuv is not None:
                 state = signal_state(frame_yuv, line.region_xyxy, min_contrast=self.rules.signal_min_contrast)
             line.states.append((now_s, state))
-            while line.states and now_s - line.states[0][0] > 60.0:
+            while line.states and now_s - line.states[0][0] > self.rules.history_s:
                 line.states.popleft()
 
     def _state_at(self, line: _StopLineGeometry, t_s: float) -> SignalState | None:
@@ -712,7 +716,12 @@ class IncidentDetector:
         (an unknown state holds nothing, so the other queue checks decide)."""
         if self._state_at(line, now_s) in ("r", "y"):
             return True
-        return any(state in ("r", "y") and now_s - t <= self.rules.queue_discharge_s for t, state in line.states)
+        for reading_s, state in reversed(line.states):
+            if now_s - reading_s > self.rules.queue_discharge_s:
+                return False
+            if state in ("r", "y"):
+                return True
+        return False
 
     def _ingest(self, tracks: Sequence[Track], now_s: float) -> list[_History]:
         current = []
@@ -972,11 +981,27 @@ class IncidentDetector:
             crossing_xy = history.xy_m[i] + fraction * (history.xy_m[i + 1] - history.xy_m[i])
             if self._state_at(line, crossing_s) != "r":
                 continue
+            if self._waited_on_green(history, line, offset, i, past_m):
+                continue
             if leaps_since(history.t_s, history.xy_m, since_s=crossing_s - 1.0):
                 continue  # an identity switch carried the track over the line
             raised += self._raise_once("red_light", [history.track_id], lambda line=line, c=crossing_s, xy=crossing_xy: self._incident(
                 "red_light", line.segment_index, [history.track_id], start_s=c, frame_ts=frame_ts, xy_m=xy))
         return raised
+
+    def _waited_on_green(self, history: _History, line: _StopLineGeometry, front_m: np.ndarray, upto: int,
+                         past_m: float) -> bool:
+        """Whether the vehicle stood at the stop line while its signal showed green, before it crossed (its front
+        `front_m` within the front's error of the line: `past_m` and its anchor's error): a turner waiting in the
+        junction for a gap in the oncoming traffic, which clears it as the signal changes (seed 248 cam01: two
+        left turners, standing at the line from green through amber, crossed it 0.6 s into red)."""
+        t, smooth_xy = history.t_s[: upto + 1], history.smooth_xy_m[: upto + 1]
+        at_line = np.flatnonzero(front_m[: upto + 1] >= -past_m - self._anchor_error_m(history.xy_m[: upto + 1]))
+        for j in at_line.tolist():
+            if (self._state_at(line, float(t[j])) == "g"
+                    and net_speed_mps(t, smooth_xy, start_s=t[j] - 0.5, end_s=t[j] + 0.5) < WAITING_MAX_MPS):
+                return True
+        return False
 
     def _stationary_rules(self, history: _History, current: list[_History], now_s: float, frame_ts: datetime) -> list[Incident]:
         rules = self.rules

@@ -15,6 +15,10 @@ GROUND_JITTER_M = 2.0
 LEAP_CONTEXT_STEPS = 3
 """A step is judged against the track's net velocity over the steps before it: one short step is jitter,
 not a stop, and a standing box jittering back and forth has no speed to allow a long step."""
+CONTEXT_MAX_GAP_S = 1.0
+"""Steps that follow a leap vouch for it only if seen without a longer gap: a track found again after one may
+be on another road user (seed 247 cam02: a motorcycle braking to a stand at a stop line, whose box slid 3.5 m
+over it; 3.4 s later its track took a car 30 m on, which read as the motorcycle driving on)."""
 REVERSAL_MIN_MPS = 4.0
 """A track moving this fast that steps back against its motion as fast has jumped to another road user: no
 vehicle turns round within a fraction of a second."""
@@ -41,8 +45,8 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
 
 def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> np.ndarray:
     """The times of the points the track leapt to since `since_s`: faster than any road user, or farther in one
-    step than its net velocity over the steps before allows and, where `LEAP_CONTEXT_STEPS` steps follow it, than
-    their net velocity allows too (a standing car cannot be 10 m away 0.8 s later; a step that leapt is no motion
+    step than its net velocity over the steps before allows and, where `LEAP_CONTEXT_STEPS` steps follow it (no
+    longer than `CONTEXT_MAX_GAP_S` each), than their net velocity allows too (a standing car cannot be 10 m away 0.8 s later; a step that leapt is no motion
     of the track's object, so it allows nothing after it), or, with `reversals`, back against its motion (see
     `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose trajectory mixes two
     objects. A switch breaks the motion on both sides of its step; a fast road user whose track lagged behind it
@@ -79,7 +83,9 @@ def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals
     k = LEAP_CONTEXT_STEPS
     for i in range(k, len(steps)):
         if not leapt[i] and beyond_reach(i, range(i - k, i)):
-            leapt[i] = i + k >= len(steps) or beyond_reach(i, range(i + 1, i + k + 1), heading=True)
+            after = range(i + 1, min(i + k + 1, len(steps)))
+            leapt[i] = (len(after) < k or max(dts[j] for j in after) > CONTEXT_MAX_GAP_S
+                        or beyond_reach(i, after, heading=True))
     leaps = np.array(leapt, bool)
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])

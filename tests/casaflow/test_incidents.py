@@ -732,6 +732,27 @@ def test_a_runner_hidden_just_past_the_line_is_judged_on_the_points_it_has(step_
     assert bool(raised(run({1: ("car", path)}, seconds=len(path) / FPS + 2.0, feed=always("r")), "red_light")) == runs_the_red
 
 
+@pytest.mark.parametrize("green_until_s, runs_the_red", [(6.0, False), (3.0, True)])
+def test_a_turner_that_waited_at_the_line_on_green_clears_the_junction(green_until_s, runs_the_red):
+    """Seed 248 cam01: left turners standing at the line from green through amber, waiting for a gap in the
+    oncoming traffic, crossed it 0.6 s into red: they were in the junction, clearing it. This car reaches the
+    line at 4.4 s and moves off at 10 s, 1 s into red; had the signal turned amber before it got there, it
+    stopped for the signal and ran the red."""
+    car_m = TYPICAL_LENGTH_M[CLASS_IDS["car"]]
+    go_s = 10.0
+    approach = drive(speed_kmh=36, seconds=go_s, y0_m=20.0, stop_at_s={AT_THE_LINE_M: 100.0})
+    assert 3.5 < [y_m for _, y_m in approach].index(AT_THE_LINE_M) / FPS < 5.0
+    through = constant(x_m=LEFT_X_M, y0_m=AT_THE_LINE_M, vy_mps=6.0, seconds=3.0)
+    assert through[-1][1] > STOP_Y_M - car_m + 10.0
+
+    def feed(stop_line_id, ts):
+        t_s = seconds_after_start(ts)
+        return "g" if t_s < green_until_s else "y" if t_s < green_until_s + 3.0 else "r"
+
+    incidents = run({1: ("car", approach + through)}, seconds=go_s + 3.0, feed=feed)
+    assert bool(raised(incidents, "red_light")) == runs_the_red
+
+
 def test_red_light_from_the_image():
     lit = {"r": (255, 50, 35), "y": (255, 182, 0), "g": (70, 255, 150)}
     frames = {state: signal_image(state, lit) for state in "ryg"}

@@ -45,6 +45,17 @@ def test_a_jittering_standing_box_allows_no_long_step():
     assert not leaps_since(t_s[:-1], xy[:-1], since_s=t_s[0])
 
 
+@pytest.mark.parametrize("found_after_s, leaps", [(3.4, True), (0.4, False)])
+def test_steps_after_a_gap_do_not_vouch_for_a_leap(found_after_s, leaps):
+    """Seed 247 cam02: a motorcycle braking to a stand, whose box slid 3.5 m on in 0.2 s, then stood; its track
+    took a car 30 m on, found 3.4 s later, which read as the motorcycle driving on across the slide. Found
+    0.4 s later, that far on, it was the same road user driving on."""
+    t_s = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.2 + found_after_s, 1.4 + found_after_s])
+    along = np.array([-7.7, -5.9, -4.9, -4.3, -3.9, -0.4, -0.2, -0.2 + 10.0 * found_after_s, 1.8 + 10.0 * found_after_s])
+    xy = np.stack([along, np.zeros(9)], axis=1)
+    assert leaps_since(t_s, xy, since_s=t_s[5]) == leaps
+
+
 def test_steady_driving_and_braking_do_not_leap():
     cruise = np.stack([np.arange(8) * 2.8, np.zeros(8)], axis=1)  # 14 m/s
     assert not leaps_since(T_S, cruise, since_s=T_S[0])
