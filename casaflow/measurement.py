@@ -68,6 +68,9 @@ count line and all, for minutes; the oncoming cars come into sight beside them. 
 hidden for a moment by a vehicle going by, a track born past it is a vehicle found again (a queue's tracks
 are lost and found as it moves off), not one more vehicle."""
 
+RECENT_S = 5.0
+"""An open window's recent speed is measured over this long: what the traffic does now."""
+
 LINE_POINTS = 9
 FOOTPRINT_SLACK_M = 1.0
 """A count line is checked for cover at this many points; a point within SLACK of a vehicle's footprint is
@@ -116,6 +119,8 @@ class OpenWindow:
     """Time vehicles spent in the zone so far, seconds."""
     speed_ratio: float | None
     """Space-mean speed so far / the speed limit; None before any vehicle-time."""
+    recent_speed_ratio: float | None
+    """The same over the last `RECENT_S` (across window boundaries); None without vehicle-time in it."""
 
 
 @dataclass
@@ -166,6 +171,10 @@ class SegmentMeter:
         self._emerged: dict[str, dict[int, tuple[float, np.ndarray]]] = {s.id: {} for s in camera.segments}
         """Per segment, the tracks first seen past its count line (`EMERGED_*`): when and where."""
         self._line_hidden_since: dict[str, float] = {}
+        self._closed_totals = {s.id: (0.0, 0.0) for s in camera.segments}
+        """Per segment, vehicle-seconds and metres of the windows closed so far."""
+        self._running: dict[str, deque] = {s.id: deque() for s in camera.segments}
+        """Per segment, (t_s, vehicle-seconds, metres) since the start at each frame of the last `RECENT_S`."""
 
     def update(self, ts: datetime, detections: Detections) -> list[SegmentWindow]:
         """Feed one analysed frame; returns the windows that closed before `ts`."""
@@ -203,6 +212,7 @@ class SegmentMeter:
         if self._frame_s is not None and 0 < t_s - self._frame_s <= MAX_GAP_S:
             self._hold_hidden_standing(t_s, t_s - self._frame_s, vehicles.tracker_id.tolist(), ground_xy)
         self._frame_s = t_s
+        self._record_running(t_s)
         self._forget(t_s)
         return closed
 
@@ -212,10 +222,18 @@ class SegmentMeter:
             return {}
         windows = {}
         for geometry in self._segments:
-            totals = self._totals[geometry.segment.id]
+            segment = geometry.segment
+            totals = self._totals[segment.id]
             speed = _speed_kmh(totals)
-            ratio = speed / geometry.segment.speed_limit_kmh if speed is not None else None
-            windows[geometry.segment.id] = OpenWindow(self._window_end, totals.vehicle_seconds, ratio)
+            running = self._running[segment.id]
+            (_, vehicle_s_then, metres_then), (_, vehicle_s_now, metres_now) = running[0], running[-1]
+            recent_vehicle_s = vehicle_s_now - vehicle_s_then
+            recent_ratio = ((metres_now - metres_then) / recent_vehicle_s * 3.6 / segment.speed_limit_kmh
+                            if recent_vehicle_s > 0 else None)
+            windows[segment.id] = OpenWindow(
+                self._window_end, totals.vehicle_seconds,
+                speed / segment.speed_limit_kmh if speed is not None else None, recent_ratio,
+            )
         return windows
 
     def flush(self) -> list[SegmentWindow]:
@@ -302,6 +320,14 @@ class SegmentMeter:
             for geometry in self._segments:
                 if self._inside(geometry, xy[None], away_xy, [self._class_id[track_id]])[0]:
                     self._totals[geometry.segment.id].vehicle_seconds += dt_s
+
+    def _record_running(self, t_s: float) -> None:
+        for segment_id, running in self._running.items():
+            totals = self._totals[segment_id]
+            closed_vehicle_s, closed_metres = self._closed_totals[segment_id]
+            running.append((t_s, closed_vehicle_s + totals.vehicle_seconds, closed_metres + totals.metres))
+            while len(running) > 1 and running[1][0] <= t_s - RECENT_S:
+                running.popleft()
 
     def _reverses(self, track_id: int, xy: np.ndarray, t_s: float) -> bool:
         """Whether the track steps back against its motion (`kinematics.against_motion`): it jumped to
@@ -426,6 +452,8 @@ class SegmentMeter:
                     class_counts=tuple(totals.class_counts),
                 )
             )
+            closed_vehicle_s, closed_metres = self._closed_totals[segment.id]
+            self._closed_totals[segment.id] = (closed_vehicle_s + totals.vehicle_seconds, closed_metres + totals.metres)
             self._totals[segment.id] = _Totals()
         return windows
 

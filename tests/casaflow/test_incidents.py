@@ -651,11 +651,24 @@ def test_a_jam_right_after_free_flow_needs_more_vehicle_seconds(previous_ratio, 
                     windows=[closed_window(cam, 60, previous_ratio)])
     detected_s = []
     for t_s in np.arange(60.5, 100.0, 0.5):
-        opened = OpenWindow(START + timedelta(seconds=120), 5.0 * (t_s - 60.0), 0.05)
+        opened = OpenWindow(START + timedelta(seconds=120), 5.0 * (t_s - 60.0), 0.05, 0.0)
         events = detector.update(START + timedelta(seconds=float(t_s)), Detections.empty(), [],
                                  open_windows={segment_id: opened})
         detected_s += [seconds_after_start(i.detected_ts) for i in events if i.type == "congestion"]
     assert detected_s == [raised_at_s]
+
+
+@pytest.mark.parametrize("recent_ratio, raised_early", [(0.0, True), (0.12, True), (0.3, False), (None, False)])
+def test_a_jam_is_raised_early_only_while_its_traffic_stands(recent_ratio, raised_early):
+    """A window whose first half crawled reads 0.05 so far with vehicle-seconds to spare; if its traffic
+    flows again now (0.3 over the last seconds), it may well close above the jam classes (half the early
+    false alarms of the tuning seeds, which closed at 0.27 to 0.35): the closed window decides."""
+    cam = camera(stop_line=False, no_stopping=False)
+    detector = IncidentDetector(cam, rules=IncidentRules())
+    opened = OpenWindow(START + timedelta(seconds=60), 120.0, 0.05, recent_ratio)
+    events = detector.update(START + timedelta(seconds=30), Detections.empty(), [],
+                             open_windows={cam.segments[0].id: opened})
+    assert bool(raised(events, "congestion")) == raised_early
 
 
 def test_congestion_ends_above_the_end_ratio_only():

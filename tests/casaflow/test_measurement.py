@@ -262,6 +262,24 @@ def test_the_open_window_reads_the_speed_so_far():
     assert window.vehicle_s == pytest.approx((60.0 - 15.0) / 10.0, abs=0.3)
 
 
+def test_the_open_window_reads_the_speed_of_the_last_seconds_across_windows():
+    """A car standing in the zone for 50 s, then driving on at 3 m/s (10.8 km/h, 0.216 of the limit): the
+    window so far reads the stand, the last `RECENT_S` the driving, across the window's end at 60 s."""
+    meter = SegmentMeter(camera(), window_s=60)
+    path = [(4.5, 20.0 + 3.0 * max(k / FPS - 50.0, 0.0)) for k in range(int(61 * FPS) + 1)]
+    recent = {}
+    for k, (x_m, y_m) in enumerate(path):
+        meter.update(START + timedelta(seconds=k / FPS), Detections(
+            xyxy=np.array([box_at(x_m, y_m)], np.float32), confidence=np.ones(1),
+            class_id=np.array([CLASS_IDS["car"]]), tracker_id=np.array([1])))
+        recent[k / FPS] = meter.open_windows()["cam.north"]
+    assert recent[45.0].recent_speed_ratio == pytest.approx(0.0, abs=0.01)
+    assert recent[58.0].speed_ratio == pytest.approx(24.0 / 58.0 * 3.6 / 50, rel=0.05)
+    assert recent[58.0].recent_speed_ratio == pytest.approx(0.216, rel=0.05)
+    assert recent[61.0].window_end == START + timedelta(seconds=120)
+    assert recent[61.0].recent_speed_ratio == pytest.approx(0.216, rel=0.05)
+
+
 def test_windows_align_to_the_epoch():
     windows = run({1: constant(40, seconds=150)}, seconds=150)
     assert [w.window_end for w in windows] == [START + timedelta(seconds=s) for s in (60, 120, 180)]
