@@ -27,7 +27,7 @@ from casaflow.evidence import Evidence, EvidenceRecorder
 from casaflow.incidents import Incident
 from casaflow.inventory import Camera
 from casaflow.measurement import SegmentWindow
-from casaflow.pipeline import CameraPipeline
+from casaflow.pipeline import CameraPipeline, FrameResult
 from casaflow.rules import IncidentRules
 from casaflow.source import Frame, PyAVSource
 
@@ -160,7 +160,9 @@ class CameraGroup:
         while pending:
             await self._complete(*pending.popleft())
         for state in self.cameras:
-            self.outbox += state.pipeline.finish()
+            closing = state.pipeline.finish()
+            if closing is not None:
+                self._collect(state, closing)
             self.evidence_outbox += state.evidence.flush(state.source.ring)
         await self._report()
         return self.summary()
@@ -176,6 +178,14 @@ class CameraGroup:
         return [(shape, [self.detector.remote(np.stack(stack[k : k + step])) for k in range(0, len(stack), step)])
                 for shape, stack in by_shape.items()]
 
+    def _collect(self, state: _Camera, result: FrameResult) -> None:
+        """Queues a frame's windows and incidents for the aggregator, and the evidence of those raised."""
+        self.outbox += result.windows
+        self.incident_outbox += result.incidents
+        for incident in result.incidents:
+            if incident.end_ts is None:
+                state.evidence.add(incident, result.frame, result.tracked)
+
     async def _complete(self, requests: list, taken: list[tuple[_Camera, list[Frame]]], sent: float) -> None:
         results = {shape: iter([result for response in responses for result in await response]) for shape, responses in requests}
         latency_s = time.monotonic() - sent
@@ -184,12 +194,7 @@ class CameraGroup:
         now = datetime.now(timezone.utc)
         for state, frames in taken:
             for frame in frames:
-                result = state.pipeline.process(frame, next(results[frame.yuv.shape]))
-                self.outbox += result.windows
-                self.incident_outbox += result.incidents
-                for incident in result.incidents:
-                    if incident.end_ts is None:
-                        state.evidence.add(incident, frame, result.tracked)
+                self._collect(state, state.pipeline.process(frame, next(results[frame.yuv.shape])))
                 state.analysed += 1
                 state.fps_frames += 1
                 self.m_frames.inc(tags={"camera_id": state.camera.id})

@@ -77,7 +77,10 @@ def replay(data_dir: Path, out_dir: Path, cache_dir: Path, *, weights: Path | No
                 result = pipeline.process(frame, detections.get(frame.frame_index, empty))
                 writer.add(result.windows)
                 book.upsert(result.incidents)
-            writer.add(pipeline.finish())
+            closing = pipeline.finish()
+            if closing is not None:
+                writer.add(closing.windows)
+                book.upsert(closing.incidents)
         writer.flush()
         book.write_parquet(out_dir / "incidents.parquet")
 

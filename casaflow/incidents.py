@@ -690,6 +690,13 @@ class IncidentDetector:
         self._forget(now_s)
         return raised + ended
 
+    def close(self, last_ts: datetime, windows: Sequence[SegmentWindow]) -> list[Incident]:
+        """Judges windows closed without a frame (`SegmentMeter.flush` at the end of a clip or a shutdown),
+        at the last frame's time `last_ts`: the congestion they raise or end. Only windows the frames reached
+        the end of (within `MAX_GAP_S`): a shutdown's partial window is no window's measure."""
+        ended = [w for w in windows if (w.window_end - last_ts).total_seconds() <= MAX_GAP_S]
+        return self._congestion_rules(last_ts.timestamp(), last_ts, ended, {})
+
     def signal(self, stop_line_id: str, ts: datetime) -> SignalState | None:
         """The last known state of a stop line's signal at `ts` (None if unknown or stale)."""
         for line in self._stop_lines:

@@ -5,7 +5,7 @@ recorded clip without Ray, so a replay and the live pipeline give the same measu
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class CameraPipeline:
         self.incidents = (
             IncidentDetector(camera, rules=rules, signal_feed=signal_feed) if detect_incidents else None
         )
+        self._last: FrameResult | None = None
 
     def process(self, frame: Frame, detections: Detections) -> FrameResult:
         self.anchors.image_size_px = (frame.yuv.shape[1], frame.yuv.shape[0] * 2 // 3)
@@ -69,11 +70,18 @@ class CameraPipeline:
             if self.incidents is not None
             else []
         )
-        return FrameResult(self.camera.id, frame, tracked, windows, incidents)
+        self._last = FrameResult(self.camera.id, frame, tracked, windows, incidents)
+        return self._last
 
-    def finish(self) -> list[SegmentWindow]:
-        """Close the open window (end of a clip or a clean shutdown)."""
-        return self.meter.flush()
+    def finish(self) -> FrameResult | None:
+        """Closes the open window (end of a clip or a clean shutdown) and judges it as the last frame would
+        have had the clip gone on (a jam that began in it is raised, one that eased off ends): the last
+        frame's result with the closing's windows and incidents; None before any frame."""
+        if self._last is None:
+            return None
+        windows = self.meter.flush()
+        incidents = self.incidents.close(self._last.frame.ts, windows) if self.incidents is not None else []
+        return replace(self._last, windows=windows, incidents=incidents)
 
 
 def replay_camera(
@@ -88,7 +96,8 @@ def replay_camera(
         if len(pending) == batch_size:
             windows += _drain(pipeline, pending, detect)
     windows += _drain(pipeline, pending, detect)
-    return windows + pipeline.finish()
+    closing = pipeline.finish()
+    return windows + (closing.windows if closing is not None else [])
 
 
 def _drain(pipeline: CameraPipeline, pending: list[Frame], detect: DetectBatch) -> list[SegmentWindow]:

@@ -671,6 +671,20 @@ def test_a_jam_is_raised_early_only_while_its_traffic_stands(recent_ratio, raise
     assert bool(raised(events, "congestion")) == raised_early
 
 
+@pytest.mark.parametrize("last_s, raised_at_close", [(59.8, True), (30.0, False)])
+def test_a_clips_last_window_is_judged_when_it_closes(last_s, raised_at_close):
+    """A jam that began in a clip's last window: the window closes at the flush, with no frame after it
+    (seed 248 cam06, never judged before). A shutdown half-way through a window closes a partial one,
+    which is no window's measure."""
+    cam = camera(stop_line=False, no_stopping=False)
+    detector = IncidentDetector(cam, rules=IncidentRules())
+    detector.update(START + timedelta(seconds=last_s), Detections.empty(), [])
+    events = detector.close(START + timedelta(seconds=last_s), [closed_window(cam, 60, 0.1)])
+    assert bool(raised(events, "congestion")) == raised_at_close
+    if raised_at_close:
+        assert seconds_after_start(events[0].detected_ts) == last_s and seconds_after_start(events[0].start_ts) == 0.0
+
+
 def test_congestion_ends_above_the_end_ratio_only():
     """A segment hovering just above the congestion threshold keeps its one incident (hysteresis)."""
     cam = camera(stop_line=False, no_stopping=False)

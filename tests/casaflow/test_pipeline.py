@@ -1,7 +1,7 @@
 """Tracking + measurement of a simulated clip, with the truth boxes as a perfect detector, agree with
 SUMO's own detectors: what remains is the pipeline's error, not the detector's."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -67,3 +67,19 @@ def test_boxes_are_placed_knowing_the_frames_width(tiny_city):
     pipeline.process(frame, Detections.empty())
     assert pipeline.tracker.ground_anchors is pipeline.anchors
     assert pipeline.anchors.image_size_px == (960, 360)
+
+
+def test_finish_closes_the_last_window_as_the_last_frames_result(tiny_city):
+    """The windows a clip's end closes come with the last frame, whose image is the evidence of what they
+    raise (`IncidentDetector.close`)."""
+    camera = load_inventory(tiny_city / "cameras.yaml").cameras[0]
+    pipeline = CameraPipeline(camera)
+    assert pipeline.finish() is None
+    start = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
+    for k in range(3):
+        pipeline.process(Frame(camera.id, k, start + timedelta(seconds=k), np.zeros((540, 960), np.uint8)),
+                         Detections.empty())
+    closing = pipeline.finish()
+    assert closing.frame.frame_index == 2 and closing.incidents == []
+    assert [w.segment_id for w in closing.windows] == [s.id for s in camera.segments]
+    assert {w.window_end for w in closing.windows} == {start + timedelta(seconds=60)}
