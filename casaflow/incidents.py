@@ -172,11 +172,12 @@ standing car or a neighbour (seeds 216 cam03, 218 cam04); a striker seen standin
 (`_collision`) needs only `collision_min_speed_mps`."""
 COLLISION_MAX_UNSEEN_S = 0.6
 """Both vehicles of a collision must be seen standing through the confirmation time (the striker's first,
-the struck one's last), and the striker arriving over its last `ARRIVAL_S`, never unseen longer than this: a
-stop inferred across a gap is one track lost and found on another road user (seed 216 cam04: a car driving
-on at 7 m/s, lost for 1 s, then found on the car beside it; seed 223 cam03: a standing car's track lost for
-5 s, then found 5 m on, in a bus's path; seed 241 cam08: a car's track lost behind the car ahead for 0.8 s,
-then found on that standing car)."""
+the struck one's last), and the striker arriving over its last `ARRIVAL_S` (one that vanished, over its last
+second seen), never unseen longer than this: a stop, or a speed, inferred across a gap is one track lost and
+found on another road user (seed 216 cam04: a car driving on at 7 m/s, lost for 1 s, then found on the car
+beside it; seed 223 cam03: a standing car's track lost for 5 s, then found 5 m on, in a bus's path; seed 241
+cam08: a car's track lost behind the car ahead for 0.8 s, then found on that standing car; seed 246 cam03: a
+car braking to 3 km/h behind a standing car, lost for 1 s, then found on it 7 m on, as if at 7 m/s)."""
 BRAKING_SPEED_RATIO = 0.8
 """A vehicle whose speed over its last second fell below this fraction of the two seconds before was
 braking for what stood ahead: hidden just behind it, it stopped there far more often than it hit it."""
@@ -1202,18 +1203,21 @@ class IncidentDetector:
             return self._raise_collision(history, other, s, start_s=contact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
 
-    @staticmethod
-    def _stopping_decel_mps2(history: _History, stood_s: float, stop_xy: np.ndarray, heading: np.ndarray) -> float:
+    def _stopping_decel_mps2(self, history: _History, stood_s: float, stop_xy: np.ndarray, heading: np.ndarray) -> float:
         """Deceleration that stops the vehicle where it stood from its mean speed over the second before it
         reached the spot: v^2 / 2d, d the distance still to go from the middle of that second (exact for a
-        steady braking; a vehicle stopped by an impact was still at speed half a second before)."""
+        steady braking; a vehicle stopped by an impact was still at speed half a second before), and its
+        anchor's error: far away, a box that lags a braking vehicle and catches up as it stops reads a shorter
+        distance (seed 246 cam06: a motorcycle braking at 4.5 m/s2 behind a standing car, 1.4 m a pixel-pair,
+        read 6.5)."""
         t = history.t_s
         before = np.flatnonzero((t >= stood_s - ARRIVAL_S) & (t <= stood_s))
         if len(before) < 2:
             return 0.0
         along = history.smooth_xy_m[before] @ heading
         speed_mps = fitted_speed_mps(t[before], along)
-        to_go_m = float(stop_xy @ heading - along.mean())
+        anchor_error_m = float(np.median(self._anchor_error_m(history.xy_m[before])))
+        to_go_m = float(stop_xy @ heading - along.mean()) + anchor_error_m
         return speed_mps**2 / (2 * max(to_go_m, STOP_SPOT_M)) if speed_mps > 0 else 0.0
 
     def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
@@ -1250,6 +1254,8 @@ class IncidentDetector:
         rules = self.rules
         direction = self._segment_dir_xy[s]
         last_s = float(other.t_s[-1])
+        if longest_unseen_s(other.t_s, last_s - ARRIVAL_S, last_s) > COLLISION_MAX_UNSEEN_S:
+            return None  # its speed read across a gap: a track found again on another road user
         along_m, lateral_m = along_across_m(stop_xy - other.smooth_xy_m[-1], direction)
         recent = other.t_s >= last_s - 1.0
         speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)

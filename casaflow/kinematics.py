@@ -46,14 +46,15 @@ def leaps_since(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals:
 def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals: bool = False) -> np.ndarray:
     """The times of the points the track leapt to since `since_s`: faster than any road user, or farther in one
     step than its net velocity over the steps before allows and, where `LEAP_CONTEXT_STEPS` steps follow it (no
-    longer than `CONTEXT_MAX_GAP_S` each), than their net velocity allows too (a standing car cannot be 10 m away 0.8 s later; a step that leapt is no motion
-    of the track's object, so it allows nothing after it), or, with `reversals`, back against its motion (see
-    `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each is an identity switch, whose trajectory mixes two
-    objects. A switch breaks the motion on both sides of its step; a fast road user whose track lagged behind it
-    (a Kalman filter born at rest, a box late by a frame, a track found again after a gap on a context of stale
-    steps) steps on as it stepped, in the same direction (seed 218 cam08: a speeder at 70 km/h whose one late
-    point made the next step 0.07 m too long for the steps before it; seed 217 cam03: a standing truck's track
-    that stepped 13 m onto a car crossing the junction, which drove on across the step at 15 m/s)."""
+    longer than `CONTEXT_MAX_GAP_S` each), than their net velocity allows too (a standing car cannot be 10 m
+    away 0.8 s later; a step that leapt is no motion of the track's object, so it allows nothing after it), or,
+    with `reversals`, back against its motion (see `REVERSAL_MIN_MPS`; what a wrong-way verdict rests on). Each
+    is an identity switch, whose trajectory mixes two objects. A switch breaks the motion on both sides of its
+    step; a fast road user whose track lagged behind it (a Kalman filter born at rest, a box late by a frame, a
+    track found again after a gap on a context of stale steps) steps on as it stepped, in the same direction
+    (seed 218 cam08: a speeder at 70 km/h whose one late point made the next step 0.07 m too long for the steps
+    before it; seed 217 cam03: a standing truck's track that stepped 13 m onto a car crossing the junction,
+    which drove on across the step at 15 m/s)."""
     keep = t_s >= since_s
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
