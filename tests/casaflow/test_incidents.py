@@ -971,6 +971,14 @@ def test_geometry_helpers():
     assert stationary_start(xy, radius_m=1.0) == 2
 
 
+def history_in_lane(detector: IncidentDetector, track_id: int, t_s: np.ndarray, y_m: np.ndarray):
+    """A track's history as the detector keeps it, driving north in the left lane: for the rules' arithmetic
+    on trajectories read in the field, which the tracker's smoothing would not reproduce."""
+    history = detector._empty_history(track_id)
+    detector._append(history, np.column_stack([t_s, np.full(len(t_s), LEFT_X_M), y_m]), float(t_s[-1]))
+    return history
+
+
 @pytest.mark.parametrize("stop_y_m, impact", [(20.0, True), (52.0, False)])
 def test_a_stop_far_away_is_judged_within_its_anchors_error(stop_y_m, impact):
     """Seed 246 cam06: a motorcycle braking at 4.5 m/s2 behind a standing car far away; its box drove 7 m/s
@@ -978,10 +986,8 @@ def test_a_stop_far_away_is_judged_within_its_anchors_error(stop_y_m, impact):
     is 7 m/s2, harder than any braking (`collision_decel_mps2`: 6): an impact, near the camera. Far away,
     where two pixels of a box's bottom edge span 1.35 m on the ground, it may have had 4.85 m to go: 5 m/s2."""
     detector = IncidentDetector(camera(), rules=IncidentRules())
-    history = detector._empty_history(1)
     t_s, stood_s = np.arange(0.0, 3.01, 0.2), 2.0
-    y_m = stop_y_m - 7.0 * np.clip(stood_s - t_s, 0.0, None)
-    detector._append(history, np.column_stack([t_s, np.full(len(t_s), LEFT_X_M), y_m]), t_s[-1])
+    history = history_in_lane(detector, 1, t_s, stop_y_m - 7.0 * np.clip(stood_s - t_s, 0.0, None))
     decel_mps2 = detector._stopping_decel_mps2(history, stood_s, np.array([LEFT_X_M, stop_y_m]), np.array([0.0, 1.0]))
     assert (decel_mps2 > IncidentRules().collision_decel_mps2) == impact
 
@@ -992,16 +998,15 @@ def test_a_striker_that_vanished_is_judged_on_a_last_second_seen(seen, struck):
     on a standing car, and lost again: read across the gap, it vanished at 7 m/s, not braking, 6 m behind
     the standing car ahead, an impact (`_vanished_at_speed`). Seen driving those 7 m in that second, it was."""
     detector = IncidentDetector(camera(stop_line=False, no_stopping=False), rules=IncidentRules())
-    standing, striker = detector._empty_history(1), detector._empty_history(2)
     t_s = np.arange(0.0, 6.01, 0.2)
-    detector._append(standing, np.column_stack([t_s, np.full(len(t_s), LEFT_X_M), np.full(len(t_s), 46.0)]), t_s[-1])
+    standing = history_in_lane(detector, 1, t_s, np.full(len(t_s), 46.0))
     braking_t_s = np.arange(0.0, 4.01, 0.2)
     speed_mps = 11.0 - 2.0 * braking_t_s
     braking_y_m = 33.0 - (np.cumsum(speed_mps[::-1]) * 0.2)[::-1] + speed_mps[-1] * 0.2
     last_t_s = np.arange(4.2, 5.01, 0.2) if seen else np.array([5.0])
     t_s = np.concatenate([braking_t_s, last_t_s])
     y_m = np.concatenate([braking_y_m, 33.0 + 7.0 * (last_t_s - 4.0)])
-    detector._append(striker, np.column_stack([t_s, np.full(len(t_s), LEFT_X_M), y_m]), t_s[-1])
+    striker = history_in_lane(detector, 2, t_s, y_m)
     impact_s = detector._vanished_at_speed(striker, standing, np.array([LEFT_X_M, 46.0]), 0)
     assert (impact_s is not None) == struck
 
