@@ -54,9 +54,13 @@ def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals
     track found again after a gap on a context of stale steps) steps on as it stepped, in the same direction
     (seed 218 cam08: a speeder at 70 km/h whose one late point made the next step 0.07 m too long for the steps
     before it; seed 217 cam03: a standing truck's track that stepped 13 m onto a car crossing the junction,
-    which drove on across the step at 15 m/s)."""
+    which drove on across the step at 15 m/s). One stray box is no switch: a point off the path the steps
+    before lead along, whose next point (within `CONTEXT_MAX_GAP_S`) is back near it, at most half as far off
+    and within reach, leapt neither way (seed 250 cam06: a truck's box read as a car's for one frame, 11.7 m
+    ahead, then 5.8 m back; seed 249 cam08: a distant truck's box 2.3 m ahead of its path for one frame)."""
     keep = t_s >= since_s
-    first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 1, 0) if keep.any() else len(t_s)
+    # the context of the first step judged, and the step onto a stray box just before it
+    first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 2, 0) if keep.any() else len(t_s)
     if len(t_s) - first < 2:
         return np.empty(0)
     dt = np.maximum(np.diff(t_s[first:]), 1e-6)
@@ -66,27 +70,49 @@ def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals
     # one step at a time (a leap leaves the context of the steps after it), in plain floats: every rule
     # asks this of every track on every frame
     step_x, step_y, dts = step_xy[:, 0].tolist(), step_xy[:, 1].tolist(), dt.tolist()
-    steps, leapt = step_m.tolist(), leaps.tolist()
+    leapt = leaps.tolist()
 
-    def beyond_reach(i: int, context: range, *, heading: bool = False) -> bool:
+    def velocity(context: range) -> tuple[float, float] | None:
         moved_x = moved_y = moved_s = 0.0
         for j in context:
             if not leapt[j]:
                 moved_x, moved_y, moved_s = moved_x + step_x[j], moved_y + step_y[j], moved_s + dts[j]
-        if moved_s <= 0:
+        return (moved_x / moved_s, moved_y / moved_s) if moved_s > 0 else None
+
+    def beyond_reach(i: int, context: range, *, heading: bool = False) -> bool:
+        v = velocity(context)
+        if v is None:
             return False
         reach = 0.5 * MAX_ACCELERATION_MPS2 * dts[i] ** 2 + GROUND_JITTER_M
         if heading:
-            scale = dts[i] / moved_s
-            return math.hypot(step_x[i] - moved_x * scale, step_y[i] - moved_y * scale) > reach
-        return steps[i] > math.hypot(moved_x, moved_y) / moved_s * dts[i] + reach
+            return math.hypot(step_x[i] - v[0] * dts[i], step_y[i] - v[1] * dts[i]) > reach
+        return math.hypot(step_x[i], step_y[i]) > math.hypot(*v) * dts[i] + reach
+
+    def stray(i: int, before: range) -> bool:
+        """Whether step i leads to one stray box: the next point is back near the path the steps before lead
+        along (at most half as far off it, and within reach)."""
+        v = velocity(before)
+        if v is None or i + 1 >= len(leapt) or dts[i + 1] > CONTEXT_MAX_GAP_S:
+            return False
+        off_m = math.hypot(step_x[i] - v[0] * dts[i], step_y[i] - v[1] * dts[i])
+        dt_s = dts[i] + dts[i + 1]
+        back_off_m = math.hypot(step_x[i] + step_x[i + 1] - v[0] * dt_s, step_y[i] + step_y[i + 1] - v[1] * dt_s)
+        return back_off_m <= min(0.5 * off_m, 0.5 * MAX_ACCELERATION_MPS2 * dt_s**2 + GROUND_JITTER_M)
 
     k = LEAP_CONTEXT_STEPS
-    for i in range(k, len(steps)):
-        if not leapt[i] and beyond_reach(i, range(i - k, i)):
-            after = range(i + 1, min(i + k + 1, len(steps)))
-            leapt[i] = (len(after) < k or max(dts[j] for j in after) > CONTEXT_MAX_GAP_S
-                        or beyond_reach(i, after, heading=True))
+    i = k
+    while i < len(leapt):
+        before = range(i - k, i)
+        if leapt[i] or beyond_reach(i, before):
+            if stray(i, before):
+                leapt[i] = leapt[i + 1] = False
+                i += 2
+                continue
+            if not leapt[i]:
+                after = range(i + 1, min(i + k + 1, len(leapt)))
+                leapt[i] = (len(after) < k or max(dts[j] for j in after) > CONTEXT_MAX_GAP_S
+                            or beyond_reach(i, after, heading=True))
+        i += 1
     leaps = np.array(leapt, bool)
     if reversals:
         leaps |= _reversals(t_s[first:], xy_m[first:])

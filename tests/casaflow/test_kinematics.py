@@ -100,6 +100,34 @@ def test_a_switch_onto_a_car_ahead_leaps_though_both_drive_alike():
     assert leaps_since(t_s, xy, since_s=t_s[0])
 
 
+def test_one_stray_box_leaps_neither_way():
+    """Seed 250 cam06: a truck at 38 km/h whose box was read as a car's for one frame, 11.7 m ahead, faster than
+    any road user; the next box was back on its path (5.8 m behind the stray one), and 3 s later it struck a
+    braking car. Its approach holds no identity switch."""
+    t_s = 26.0 + np.arange(11) * 0.2
+    along = -np.array([95.19, 92.84, 91.13, 88.73, 77.05, 82.87, 82.37, 81.01, 78.72, 76.43, 73.85])
+    xy = np.stack([along, np.zeros(11)], axis=1)
+    assert not leaps_since(t_s, xy, since_s=t_s[4])
+    assert not leaps_since(t_s, xy, since_s=t_s[5])
+
+
+def test_one_box_ahead_of_a_distant_truck_is_a_stray_not_a_leap():
+    """Seed 249 cam08: a truck at 9 m/s 60 m from the camera, one box 2.3 m ahead of its path, the next one
+    back on it (0.7 m off); read as a leap the truck's approach to the motorcycle it hit was an identity switch."""
+    t_s = np.arange(10) * 0.2
+    along = np.array([130.67, 133.26, 134.83, 137.36, 138.52, 142.59, 142.70, 146.52, 147.93, 149.27])
+    xy = np.stack([along, np.zeros(10)], axis=1)
+    assert not leaps_since(t_s, xy, since_s=t_s[0])
+
+
+def test_a_box_that_stays_where_it_leapt_is_no_stray():
+    """A switch onto a car 6 m ahead whose next box is as far off the path: not one stray box."""
+    t_s = np.arange(10) * 0.2
+    along = np.r_[np.arange(5) * 2.0, 6.0 + np.arange(5, 10) * 2.0]
+    xy = np.stack([along, np.zeros(10)], axis=1)
+    assert leaps_since(t_s, xy, since_s=t_s[5])
+
+
 def test_the_longest_unseen_stretch_counts_the_window_edges():
     t_s = np.array([0.0, 0.2, 0.4, 1.4, 1.6])
     assert longest_unseen_s(t_s, 0.0, 1.6) == pytest.approx(1.0)
