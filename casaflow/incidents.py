@@ -1252,7 +1252,9 @@ class IncidentDetector:
 
     def _vanished_at_speed(self, other: _History, struck: _History, stop_xy: np.ndarray, s: int) -> float | None:
         """When `other` would have hit the standing vehicle at stop_xy, had it gone on as it was when it
-        vanished: close behind it, at `VANISHED_STRIKER_MIN_MPS` or faster, not braking, too fast to stop."""
+        vanished: close behind it, at `VANISHED_STRIKER_MIN_MPS` or faster, not braking, too fast to stop in the
+        gap to the struck vehicle's typical length (its `LENGTH_UNCERTAINTY` would have a car braking 10 m
+        behind a bus, hidden by it, too close to stop: seed 249 cam05)."""
         rules = self.rules
         direction = self._segment_dir_xy[s]
         last_s = float(other.t_s[-1])
@@ -1261,7 +1263,7 @@ class IncidentDetector:
         along_m, lateral_m = along_across_m(stop_xy - other.smooth_xy_m[-1], direction)
         recent = other.t_s >= last_s - 1.0
         speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
-        gap_m = along_m - self._contact_reach_m(struck, other, s)
+        gap_m = along_m - self._contact_reach_m(struck, other, s, length_uncertainty=0.0)
         if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < VANISHED_STRIKER_MIN_MPS:
             return None
         if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
@@ -1318,7 +1320,8 @@ class IncidentDetector:
                                                               other.last_seen_s)
         return raised
 
-    def _contact_reach_m(self, struck: _History, striker: _History, s: int) -> float:
+    def _contact_reach_m(self, struck: _History, striker: _History, s: int, *,
+                         length_uncertainty: float = LENGTH_UNCERTAINTY) -> float:
         """Distance along segment s between the anchors of a vehicle and one that drove into it from behind
         within which their footprints meet. The anchor is the footprint's end nearest the camera: the fronts
         where traffic comes towards it, a struck vehicle's length apart at the contact, the rears where it
@@ -1326,7 +1329,7 @@ class IncidentDetector:
         of the truck it hit). Plus `LENGTH_UNCERTAINTY` and `contact_margin_m` (an anchor at 50 m is off by
         up to a metre)."""
         between = struck if self._segment_towards_camera[s] else striker
-        return between.length_m * (1 + LENGTH_UNCERTAINTY) + self.rules.contact_margin_m
+        return between.length_m * (1 + length_uncertainty) + self.rules.contact_margin_m
 
     def _contact_s(self, history: _History, other: _History, s: int, heading: np.ndarray, *, start_s: float,
                    end_s: float) -> float | None:

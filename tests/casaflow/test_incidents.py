@@ -1179,6 +1179,19 @@ def test_a_striker_hidden_at_speed_just_before_the_impact_towards_the_camera_is_
     assert len(incidents) == int(collides)
 
 
+@pytest.mark.parametrize("behind_rear_m, collides", [(1.5, True), (9.5, False)])
+def test_a_car_hidden_behind_a_standing_bus_is_judged_on_the_gap_to_its_typical_length(behind_rear_m, collides):
+    """Seed 249 cam05: a car at 10 m/s (braking, unseen) hidden by a bus standing nearer the camera, its
+    front 9.5 m behind the bus's rear: it could stop in that gap (5 m/s2), and did. Read with the bus 30%
+    longer it was 'too close to stop'. Hidden 1.5 m behind the rear at that speed, it could not."""
+    standing = [(LEFT_X_M, 30.0)] * int(10 * FPS)
+    rear_y = 30.0 + TYPICAL_LENGTH_M[CLASS_IDS["bus"]]
+    striker = [(LEFT_X_M, y) if y > rear_y + behind_rear_m else None
+               for y in (rear_y + behind_rear_m + 60.0 - 10.0 * k / FPS for k in range(int(10 * FPS)))]
+    incidents = raised(run({1: ("bus", standing), 2: ("car", striker)}, seconds=10, cam=towards_camera()), "collision")
+    assert len(incidents) == int(collides)
+
+
 @pytest.mark.parametrize("hidden_before_s, collides", [(0.4, True), (3.0, False)])
 def test_a_car_striking_a_standing_motorcycle_lost_in_its_box_is_a_collision(hidden_before_s, collides):
     """Seed 233 cam07: a car ran at 10 m/s into a motorcycle standing towards the camera, and the detector
