@@ -533,6 +533,8 @@ class _History:
     (`Track.class_share`)."""
     pedestrian_vote_share: float = 0.0
     """Share of a two-wheeler's class votes that went to pedestrians (`Track.vote_share`)."""
+    recent_classes: tuple[tuple[float, int], ...] = ()
+    """A pedestrian's last matched boxes, `(time_s, class_id)` (`Track.recent_classes`)."""
     length_class_id: int = 0
     """The class whose typical length it has (`LENGTH_CLASS_SEEN_S`)."""
     _smooth_xy_m: np.ndarray | None = None
@@ -760,6 +762,7 @@ class IncidentDetector:
                     history.length_class_id = followed
             if not history.is_vehicle:
                 history.four_wheeler_share = track.class_share(FOUR_WHEELERS, window_s=FOUR_WHEELERS_SEEN_S)
+                history.recent_classes = tuple(track.recent_classes)
             elif history.class_id in TWO_WHEELERS:
                 history.pedestrian_vote_share = track.vote_share([PEDESTRIAN])
             history.last_seen_s = now_s
@@ -1374,6 +1377,11 @@ class IncidentDetector:
         depth_m = max(margin_m, 0.0 if net_mps >= WALKING_MPS else rules.pedestrian_standing_depth_m)
         for s in np.flatnonzero(depth_now >= depth_m):
             run = trailing_run_start((history.segment_depth_m[:, s] >= 0) & away)
+            leapt_s = leap_times_s(history.t_s, history.xy_m, since_s=history.t_s[run])
+            if len(leapt_s):
+                if not self._pedestrian_boxes_since(history, float(leapt_s[-1])):
+                    continue
+                run = int(np.searchsorted(history.t_s, leapt_s[-1]))
             margins_m = np.maximum(rules.pedestrian_margin_m, self._anchor_error_m(history.xy_m[run:]))
             deep = np.flatnonzero(history.segment_depth_m[run:, s] >= margins_m)
             if now_s - history.t_s[run + deep[0]] < rules.pedestrian_min_s:
@@ -1384,6 +1392,14 @@ class IncidentDetector:
                 "pedestrian_on_road", s, [history.track_id], start_s=history.t_s[run], frame_ts=frame_ts,
                 xy_m=history.xy_m[-1]))
         return []
+
+    @staticmethod
+    def _pedestrian_boxes_since(history: _History, since_s: float) -> bool:
+        """Whether most of a pedestrian's boxes since `since_s`, when its track leapt onto another road user,
+        were pedestrians': its votes are the road user it followed before (seed 249 cam03: a pedestrian's track
+        that switched onto a motorcycle standing in a queue, a 'pedestrian' in the lane for seconds)."""
+        since = [class_id for t_s, class_id in history.recent_classes if t_s >= since_s]
+        return bool(since) and since.count(PEDESTRIAN) >= 0.5 * len(since)
 
     def _walking_across(self, history: _History, now_s: float) -> bool:
         """Whether a two-wheeler's track, often read as a pedestrian (`PEDESTRIAN_MIN_VOTE_SHARE`), crossed the

@@ -1214,6 +1214,18 @@ def test_a_pedestrian_must_be_in_the_lane_by_more_than_its_boxs_error(y0_m, on_t
     assert bool(raised(run(walker, seconds=12, cam=cam), "pedestrian_on_road")) == on_the_road
 
 
+@pytest.mark.parametrize("now_following, on_the_road", [("motorcycle", False), ("pedestrian", True)])
+def test_a_pedestrians_track_that_leapt_into_the_lane_is_judged_on_its_boxes_since(now_following, on_the_road):
+    """Seed 249 cam03: a pedestrian's track on the sidewalk leapt 3 m onto a motorcycle standing in a queue in
+    the lane, whose boxes it followed; its votes still said pedestrian. Onto a pedestrian standing
+    in the lane, it is one."""
+    n_before, n_after = int(6 * FPS), int(2.5 * FPS)
+    classes = ["pedestrian"] * n_before + [now_following] * n_after
+    path: Path = [(9.5, 20.0 + 1.4 * k / FPS) for k in range(n_before)] + [(6.5, 28.4)] * n_after
+    incidents = run_trajectories({1: path}, seconds=8.5, classes={1: classes}, cam=camera(stop_line=False, no_stopping=False))
+    assert bool(raised(incidents, "pedestrian_on_road")) == on_the_road
+
+
 def test_time_on_a_crossing_does_not_count_towards_a_pedestrian_on_the_road():
     """Seed 217 cam04: a pedestrian stood on the crossing at the stop line for seconds, then a jittery box
     stepped out of the crossing's clearance and was raised at once. The time in the lanes counts from where
