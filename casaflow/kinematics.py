@@ -55,9 +55,11 @@ def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals
     (seed 218 cam08: a speeder at 70 km/h whose one late point made the next step 0.07 m too long for the steps
     before it; seed 217 cam03: a standing truck's track that stepped 13 m onto a car crossing the junction,
     which drove on across the step at 15 m/s). One stray box is no switch: a point off the path the steps
-    before lead along, whose next point (within `CONTEXT_MAX_GAP_S`) is back near it, at most half as far off
-    and within reach, leapt neither way (seed 250 cam06: a truck's box read as a car's for one frame, 11.7 m
-    ahead, then 5.8 m back; seed 249 cam08: a distant truck's box 2.3 m ahead of its path for one frame)."""
+    before lead along, whose next point is back near it, at most half as far off and within reach, and whose
+    next steps go on along it (all within `CONTEXT_MAX_GAP_S`), leapt neither way (seed 250 cam06: a truck's
+    box read as a car's for one frame, 11.7 m ahead, then 5.8 m back; seed 249 cam08: a distant truck's box
+    2.3 m ahead of its path for one frame). One that stays where it leapt is no stray (seed 248 cam04: a car
+    at 90 km/h that the simulator stopped dead 10 m on, its box on the path for one frame, then at a stand)."""
     keep = t_s >= since_s
     # the context of the first step judged, and the step onto a stray box just before it
     first = max(int(np.argmax(keep)) - LEAP_CONTEXT_STEPS - 2, 0) if keep.any() else len(t_s)
@@ -88,16 +90,23 @@ def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals
             return math.hypot(step_x[i] - v[0] * dts[i], step_y[i] - v[1] * dts[i]) > reach
         return math.hypot(step_x[i], step_y[i]) > math.hypot(*v) * dts[i] + reach
 
+    def off_path_m(steps: range, v: tuple[float, float]) -> tuple[float, float]:
+        """(how far the steps end off the path at velocity v, m; how far they could be, m)."""
+        x, y, dt_s = sum(step_x[j] for j in steps), sum(step_y[j] for j in steps), sum(dts[j] for j in steps)
+        return math.hypot(x - v[0] * dt_s, y - v[1] * dt_s), 0.5 * MAX_ACCELERATION_MPS2 * dt_s**2 + GROUND_JITTER_M
+
     def stray(i: int, before: range) -> bool:
         """Whether step i leads to one stray box: the next point is back near the path the steps before lead
-        along (at most half as far off it, and within reach)."""
+        along (at most half as far off it, and within reach), and the track goes on along it."""
         v = velocity(before)
-        if v is None or i + 1 >= len(leapt) or dts[i + 1] > CONTEXT_MAX_GAP_S:
+        if v is None or i + 1 + k > len(leapt) or max(dts[i + 1:i + 1 + k]) > CONTEXT_MAX_GAP_S:
             return False
-        off_m = math.hypot(step_x[i] - v[0] * dts[i], step_y[i] - v[1] * dts[i])
-        dt_s = dts[i] + dts[i + 1]
-        back_off_m = math.hypot(step_x[i] + step_x[i + 1] - v[0] * dt_s, step_y[i] + step_y[i + 1] - v[1] * dt_s)
-        return back_off_m <= min(0.5 * off_m, 0.5 * MAX_ACCELERATION_MPS2 * dt_s**2 + GROUND_JITTER_M)
+        off_m, _ = off_path_m(range(i, i + 1), v)
+        back_off_m, reach_m = off_path_m(range(i, i + 2), v)
+        if back_off_m > min(0.5 * off_m, reach_m):
+            return False
+        on_off_m, on_reach_m = off_path_m(range(i + 2, i + 1 + k), v)
+        return on_off_m <= on_reach_m
 
     k = LEAP_CONTEXT_STEPS
     i = k

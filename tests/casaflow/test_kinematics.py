@@ -128,6 +128,16 @@ def test_a_box_that_stays_where_it_leapt_is_no_stray():
     assert leaps_since(t_s, xy, since_s=t_s[5])
 
 
+def test_a_box_that_stands_where_it_leapt_is_no_stray():
+    """Seed 248 cam04: a car at 90 km/h that the simulator stopped dead 10 m on, in 0.2 s (its box leapt that
+    far): the next box fell on the path the car had driven along, then it stood. Read as a stray box, the
+    stop line it leapt across was crossed on red."""
+    t_s = np.array([54.4, 54.6, 54.8, 55.0, 55.2, 55.4, 55.6, 55.8, 56.2, 56.4, 56.6, 56.8])
+    along = np.array([172.5, 177.2, 182.4, 187.5, 192.8, 197.6, 208.2, 208.3, 209.3, 209.5, 210.3, 210.9])
+    xy = np.stack([along, np.zeros(12)], axis=1)
+    assert leaps_since(t_s, xy, since_s=55.6)
+
+
 def test_the_longest_unseen_stretch_counts_the_window_edges():
     t_s = np.array([0.0, 0.2, 0.4, 1.4, 1.6])
     assert longest_unseen_s(t_s, 0.0, 1.6) == pytest.approx(1.0)
