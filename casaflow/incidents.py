@@ -32,9 +32,10 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood, the two seen
   apart first (one truck can have two boxes): the impact is what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
-  `collision_decel_mps2` needed, at `VANISHED_STRIKER_MIN_MPS` or faster) and without braking when it
-  vanished there: one box covers both after the impact (not inferred for two-wheelers, which filter past
-  standing traffic and vanish behind it; where traffic comes towards the camera the one ahead hides it).
+  `collision_decel_mps2` needed in the gap to its typical length, at `VANISHED_STRIKER_MIN_MPS` or faster)
+  and without braking when it vanished there: one box covers both after the impact (not inferred for
+  two-wheelers, which filter past standing traffic and vanish behind it; where traffic comes towards the
+  camera the one ahead hides it).
   Towards the camera, also one behind seen stopping against it, harder than `collision_decel_mps2` allows,
   before it was hidden;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
@@ -44,7 +45,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   into it (a car's edge read as a pedestrian, or someone at the kerb, stands within an anchor's error of
   the edge: seeds 222 cam04, 234 cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`:
   faster is a misread cyclist), not detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto
-  a car keeps its votes); starts when it stepped in;
+  a car keeps its votes), and after a leap onto another road user judged from the leap, on mostly
+  pedestrians' boxes since; starts when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
   space-mean speed, so far) once it holds `congestion_min_vehicle_s` (two cars standing for a moment at a
