@@ -25,8 +25,8 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   holding it for the last `stopped_clear_s` (a queue ahead that loses its track for a moment does not make
   a breakdown); starts when it stood;
 - `illegal_stopping`: stationary in a no-stopping zone beyond the zone's `max_stop_s`, neither queued nor
-  stuck in a jam for the last `stopped_clear_s` (one held up behind a standing vehicle follows it off when
-  it leaves); starts at the stop plus the allowed time;
+  stuck in a jam in its own lane for the last `stopped_clear_s` (one held up behind a standing vehicle
+  follows it off when it leaves); starts at the stop plus the allowed time;
 - `collision`: a vehicle that arrived moving (`collision_min_speed_mps` over `collision_approach_s`) and
   stands with its footprint meeting another standing vehicle's in the same lane (closer than the shorter
   vehicle's length plus `contact_margin_m`, or having driven into it) by the time it stood, the two seen
@@ -1043,7 +1043,7 @@ class IncidentDetector:
                 self._clear_since_s.pop(history.track_id, None)
                 continue
             s = self._segment_ids.index(zone.segment_id)
-            clear_s = self._clear_s(history, current, s, stop_xy, now_s)
+            clear_s = self._clear_s(history, current, s, stop_xy, now_s, jam_halfwidths=1)
             if standing_s >= allowed_s and clear_s >= rules.stopped_clear_s:
                 raised += self._raise_stationary("illegal_stopping", s, history, start_s=stood_s + allowed_s,
                                                  frame_ts=frame_ts, stop_xy=stop_xy)
@@ -1072,11 +1072,13 @@ class IncidentDetector:
             self._open[(type_, history.track_id)] = _Open(incident, history.track_id, stop_xy, history.last_seen_s)
         return raised
 
-    def _clear_s(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> float:
+    def _clear_s(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float, *,
+                 jam_halfwidths: int = NEXT_LANE_HALFWIDTHS) -> float:
         """How long nothing has held up the vehicle standing at stop_xy on segment s (no queue, jam or red
-        signal ahead of it); 0 while something does. A vehicle whose queue has just left takes a moment to
-        follow it."""
-        if self._queued(history, current, s, stop_xy, now_s) or self._jammed(history, current, s, stop_xy, now_s):
+        signal ahead of it; `_jammed` over `jam_halfwidths`); 0 while something does. A vehicle whose queue
+        has just left takes a moment to follow it."""
+        if (self._queued(history, current, s, stop_xy, now_s)
+                or self._jammed(history, current, s, stop_xy, now_s, halfwidths=jam_halfwidths)):
             self._clear_since_s.pop(history.track_id, None)
             return 0.0
         return now_s - self._clear_since_s.setdefault(history.track_id, now_s)
@@ -1101,11 +1103,14 @@ class IncidentDetector:
                     return True
         return False
 
-    def _jammed(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
-        """Whether the segment's traffic ahead of stop_xy stands too, in its lane or the next one: a jam. A
-        broken-down vehicle holds up the traffic behind and beside it, but the road ahead of it is clear; a car
-        parked at the kerb has traffic driving past it in the next lane, whatever the lanes beyond do (seed 245
-        cam05: stood in a no-stopping zone while the lane two over crept in a jam). The segment's traffic has
+    def _jammed(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float, *,
+                halfwidths: int = NEXT_LANE_HALFWIDTHS) -> bool:
+        """Whether the segment's traffic ahead of stop_xy stands too, within `halfwidths` lane half-widths
+        across (its lane or the next one): a jam. A broken-down vehicle holds up the traffic behind and beside
+        it, but the road ahead of it is clear; a car parked at the kerb has traffic driving past it in the next
+        lane, whatever the lanes beyond do (seed 245 cam05: stood in a no-stopping zone while the lane two over
+        crept in a jam), and in a no-stopping zone only its own lane holds it up (seed 251 cam06: parked with
+        its lane clear ahead while the next one crept past it in a jam). The segment's traffic has
         been in its zone, and stands on past its far end (seed 245 cam05: a truck 21 m behind a standing car
         just out of the zone). A vehicle too near the end of the view for that to be seen counts as jammed:
         closer than a queue's gap, or, on a congested segment, than the jam's reach."""
@@ -1118,7 +1123,7 @@ class IncidentDetector:
             if other is history or not other.is_vehicle:
                 continue
             along, lateral = along_across_m(other.xy_m[-1] - stop_xy, direction)
-            if not 0.5 < along <= rules.jam_reach_m or lateral > NEXT_LANE_HALFWIDTHS * rules.lane_halfwidth_m:
+            if not 0.5 < along <= rules.jam_reach_m or lateral > halfwidths * rules.lane_halfwidth_m:
                 continue
             if (path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < rules.jam_speed_mps
                     and (other.segment_depth_m[:, s] >= 0).any()):

@@ -266,6 +266,15 @@ def parked_beside_a_jam_two_lanes_over_case():
     return {1: ("car", parked), **jam, **stream(x_m=4.5, speed_kmh=36, every_s=5.0, seconds=50)}
 
 
+def parked_beside_a_jam_in_the_next_lane_case():
+    """Seed 251 cam06: a car parked at the kerb in the no-stopping zone, its lane clear ahead, while the next
+    lane stood in a jam: only its own lane could hold it up."""
+    parked = drive(speed_kmh=36, seconds=50, x_m=7.5, stop_at_s={28.0: 100.0})
+    jam = {10 + i: ("car", drive(speed_kmh=36, seconds=50, x_m=4.5, y0_m=y - 40.0, stop_at_s={y: 100.0}))
+           for i, y in enumerate([30.0, 37.0, 44.0, 51.0])}
+    return {1: ("car", parked), **jam}
+
+
 def queue_past_the_zone_end_case():
     """Seed 245 cam05: a truck standing further behind the last car of a queue than a queue's gap, the queue
     standing just past the end of the zone (the segment's traffic, seen in it before), while the other lane
@@ -369,6 +378,8 @@ CASES = {
     "illegal_stopping": (lambda: illegal_stopping_case(40.0), 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
     "illegal_stopping_beside_a_jam_two_lanes_over": (
         parked_beside_a_jam_two_lanes_over_case, 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
+    "illegal_stopping_beside_a_jam_in_the_next_lane": (
+        parked_beside_a_jam_in_the_next_lane_case, 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
     "illegal_stopping_with_a_motorcycle_held_up_behind": (
         held_up_behind_case, 50, None, "illegal_stopping", 28.0 / 10.0 + 30.0, 10.0),
     "speeding_limit_plus_15": (
