@@ -1085,7 +1085,9 @@ class IncidentDetector:
 
     def _queued(self, history: _History, current: list[_History], s: int, stop_xy: np.ndarray, now_s: float) -> bool:
         """Whether a vehicle standing at stop_xy on segment s is in a queue: a stationary vehicle just ahead
-        in its lane, or a stop line of the segment within reach whose signal holds traffic."""
+        in its lane, or a stop line of the segment within reach whose signal holds traffic. A vehicle lost
+        while it stood there counts for the `_lost_vehicles` horizon: the vehicle behind it hides it (seed 251
+        cam01: a bus queued behind a bus at a stop, whose box covered the one ahead until they drove off)."""
         rules = self.rules
         direction = self._segment_dir_xy[s]
         for line in self._stop_lines:
@@ -1094,12 +1096,13 @@ class IncidentDetector:
             offset = float((stop_xy - line.start_xy_m) @ line.normal_xy)
             if -rules.signal_reach_m <= offset <= rules.red_light_past_m and self._held_by_signal(line, now_s):
                 return True
-        for other in current:
+        for other in [*current, *self._lost]:
             if other is history or not other.is_vehicle:
                 continue
             along, lateral = along_across_m(other.xy_m[-1] - stop_xy, direction)
             if 0.5 < along <= rules.queue_gap_m + history.length_m and lateral <= rules.lane_halfwidth_m:
-                if path_speed_mps(other.t_s, other.xy_m, start_s=now_s - 2.0, end_s=now_s) < 1.0:
+                seen_s = float(other.t_s[-1])
+                if path_speed_mps(other.t_s, other.xy_m, start_s=seen_s - 2.0, end_s=seen_s) < 1.0:
                     return True
         return False
 
@@ -1312,7 +1315,8 @@ class IncidentDetector:
         """Vehicles not seen now, last seen within `collision_confirm_s` + 10 s, found once per frame: a
         striker's track ends when one box covers both vehicles (`_struck_from_behind`), and a struck
         standing vehicle's when the striker's box hides it (`_collision`; seed 233 cam07: a car ran into a
-        standing motorcycle, and the detector lost the motorcycle in the car's box)."""
+        standing motorcycle, and the detector lost the motorcycle in the car's box), and a queue's when the
+        box of the vehicle behind it covers it (`_queued`)."""
         seen_now = {id(h) for h in current}
         horizon_s = self.rules.collision_confirm_s + 10.0
         return [h for h in self._histories.values()

@@ -285,16 +285,17 @@ def queue_past_the_zone_end_case():
     return {**queue, 1: ("truck", last), **stream(x_m=LEFT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}
 
 
-def queue_ahead_lost_case():
+def queue_ahead_lost_case(*, hidden_s: float = 1.4, hidden: tuple[int, ...] = (2, 3)):
     """A car standing in a queue (its head beyond the view) while the other lane flows; the two cars ahead
-    of it in the view drop out of the detections for 1.4 s (a bus passing in front of the camera): still a
-    queue, not a breakdown."""
+    of it in the view drop out of the detections for 1.4 s (a bus passing in front of the camera), or all
+    three for 8 s (seed 251 cam01: hidden by the box of the bus behind them): still a queue, not a
+    breakdown."""
     queue = {
         i: ("car", drive(speed_kmh=36, seconds=40, x_m=RIGHT_X_M, y0_m=y - 48.0, stop_at_s={y: 100.0}))
         for i, y in [(1, 63.0), (2, 56.0), (3, 49.0)]
     }
-    for i in (2, 3):
-        queue[i][1][int(25.0 * FPS):int(26.4 * FPS)] = [None] * int(1.4 * FPS)
+    for i in hidden:
+        queue[i][1][int(25.0 * FPS):int((25.0 + hidden_s) * FPS)] = [None] * int(hidden_s * FPS)
     last = drive(speed_kmh=15, seconds=40, x_m=RIGHT_X_M, y0_m=-20.0, stop_at_s={42.0: 100.0})
     return {**queue, 10: ("car", last), **stream(x_m=LEFT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}
 
@@ -440,6 +441,7 @@ NEAR_MISSES = {
         lambda: {1: ("car", drive(speed_kmh=36, seconds=40, stop_at_s={51.0: 100.0})),
                  **stream(x_m=RIGHT_X_M, speed_kmh=36, every_s=4.0, seconds=40)}, 40, None),
     "queue_ahead_lost_for_a_moment_is_not_stopped": (queue_ahead_lost_case, 40, None),
+    "queue_ahead_hidden_for_seconds_is_not_stopped": (lambda: queue_ahead_lost_case(hidden_s=8.0, hidden=(1, 2, 3)), 40, None),
     "queue_standing_past_the_zone_end_is_not_stopped": (queue_past_the_zone_end_case, 40, None),
     "standing_while_a_wrong_way_driver_passes_in_the_oncoming_lane": (  # seed 218 cam06: its queue ahead unseen
         lambda: {1: ("car", drive(speed_kmh=36, seconds=40, stop_at_s={30.0: 100.0})),
