@@ -81,19 +81,19 @@ def leap_times_s(t_s: np.ndarray, xy_m: np.ndarray, *, since_s: float, reversals
                 moved_x, moved_y, moved_s = moved_x + step_x[j], moved_y + step_y[j], moved_s + dts[j]
         return (moved_x / moved_s, moved_y / moved_s) if moved_s > 0 else None
 
-    def beyond_reach(i: int, context: range, *, heading: bool = False) -> bool:
-        v = velocity(context)
-        if v is None:
-            return False
-        reach = 0.5 * MAX_ACCELERATION_MPS2 * dts[i] ** 2 + GROUND_JITTER_M
-        if heading:
-            return math.hypot(step_x[i] - v[0] * dts[i], step_y[i] - v[1] * dts[i]) > reach
-        return math.hypot(step_x[i], step_y[i]) > math.hypot(*v) * dts[i] + reach
-
     def off_path_m(steps: range, v: tuple[float, float]) -> tuple[float, float]:
         """(how far the steps end off the path at velocity v, m; how far they could be, m)."""
         x, y, dt_s = sum(step_x[j] for j in steps), sum(step_y[j] for j in steps), sum(dts[j] for j in steps)
         return math.hypot(x - v[0] * dt_s, y - v[1] * dt_s), 0.5 * MAX_ACCELERATION_MPS2 * dt_s**2 + GROUND_JITTER_M
+
+    def beyond_reach(i: int, context: range, *, heading: bool = False) -> bool:
+        v = velocity(context)
+        if v is None:
+            return False
+        off_m, reach_m = off_path_m(range(i, i + 1), v)
+        if heading:
+            return off_m > reach_m
+        return math.hypot(step_x[i], step_y[i]) > math.hypot(*v) * dts[i] + reach_m
 
     def stray(i: int, before: range) -> bool:
         """Whether step i leads to one stray box: the next point is back near the path the steps before lead
