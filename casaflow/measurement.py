@@ -224,15 +224,13 @@ class SegmentMeter:
         for geometry in self._segments:
             segment = geometry.segment
             totals = self._totals[segment.id]
-            speed = _speed_kmh(totals)
             running = self._running[segment.id]
             (_, vehicle_s_then, metres_then), (_, vehicle_s_now, metres_now) = running[0], running[-1]
-            recent_vehicle_s = vehicle_s_now - vehicle_s_then
-            recent_ratio = ((metres_now - metres_then) / recent_vehicle_s * 3.6 / segment.speed_limit_kmh
-                            if recent_vehicle_s > 0 else None)
+            recent_speed = _speed_kmh(metres_now - metres_then, vehicle_s_now - vehicle_s_then)
             windows[segment.id] = OpenWindow(
                 self._window_end, totals.vehicle_seconds,
-                speed / segment.speed_limit_kmh if speed is not None else None, recent_ratio,
+                _speed_ratio(_speed_kmh(totals.metres, totals.vehicle_seconds), segment),
+                _speed_ratio(recent_speed, segment),
             )
         return windows
 
@@ -434,8 +432,8 @@ class SegmentMeter:
         for geometry in self._segments:
             segment = geometry.segment
             totals = self._totals[segment.id]
-            speed = _speed_kmh(totals)
-            ratio = speed / segment.speed_limit_kmh if speed is not None else None
+            speed = _speed_kmh(totals.metres, totals.vehicle_seconds)
+            ratio = _speed_ratio(speed, segment)
             windows.append(
                 SegmentWindow(
                     segment_id=segment.id,
@@ -473,11 +471,15 @@ class SegmentMeter:
                 del emerged[track_id]
 
 
-def _speed_kmh(totals: _Totals) -> float | None:
-    """Space-mean speed of a window's totals; None without vehicle-time."""
-    if totals.vehicle_seconds <= 0:
+def _speed_kmh(metres: float, vehicle_seconds: float) -> float | None:
+    """Space-mean speed of the metres travelled over the vehicle-seconds spent; None without vehicle-time."""
+    if vehicle_seconds <= 0:
         return None
-    return max(totals.metres, 0.0) / totals.vehicle_seconds * 3.6
+    return max(metres, 0.0) / vehicle_seconds * 3.6
+
+
+def _speed_ratio(speed_kmh: float | None, segment: Segment) -> float | None:
+    return speed_kmh / segment.speed_limit_kmh if speed_kmh is not None else None
 
 
 def _footprint_axis_xy(geometry: _SegmentGeometry, away_xy: np.ndarray) -> np.ndarray:
