@@ -548,6 +548,12 @@ class _History:
             self._smooth_xy_m = moving_median(self.xy_m)
         return self._smooth_xy_m
 
+    def upto(self, n: int) -> _History:
+        """The history of its first n points: where it stood before a gap."""
+        cut = {name: getattr(self, name)[:n] for name in
+               ("t_s", "xy_m", "segment_depth_m", "front_depth_m", "no_stopping_depth_m", "stop_offset_m", "stop_lateral")}
+        return replace(self, **cut, _smooth_xy_m=None)
+
     @property
     def is_vehicle(self) -> bool:
         return self.class_id != PEDESTRIAN
@@ -1032,7 +1038,7 @@ class IncidentDetector:
         stop_xy = np.median(xy[k:], axis=0)
         raised: list[Incident] = []
         raised += self._collision(history, current, k, now_s, frame_ts, stop_xy)
-        raised += self._struck_from_behind(history, stood_s, frame_ts, stop_xy)
+        raised += self._struck_from_behind(history, current, stood_s, frame_ts, stop_xy)
         in_no_stopping = False
         for z, zone in enumerate(self._no_stopping):
             if inside_depth_m(stop_xy, self._no_stopping_xy[z])[0] < 0:
@@ -1235,33 +1241,55 @@ class IncidentDetector:
         to_go_m = float(stop_xy @ heading - along.mean()) + anchor_error_m
         return speed_mps**2 / (2 * max(to_go_m, STOP_SPOT_M)) if speed_mps > 0 else 0.0
 
-    def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
+    def _struck_from_behind(self, history: _History, current: list[_History], stood_s: float, frame_ts: datetime,
                             stop_xy: np.ndarray) -> list[Incident]:
-        """A standing vehicle struck by one behind it in its lane whose track ended at the impact: after it one
-        box covers both. A striker that vanished close behind it was about to hit it, too fast to stop (it
+        """A standing vehicle struck by one behind it in its lane whose track vanished at the impact
+        (`_vanished`): after it one box covers both. A striker that vanished close behind it was about to hit it, too fast to stop (it
         would have needed more than `collision_decel_mps2`, and was not braking: `BRAKING_SPEED_RATIO`); where
         traffic drives away from the camera it vanishes behind the standing one, where it comes towards the
         camera the standing one hides it (seed 238 cam07: lost at 10 m/s a metre or two before the impact).
         Towards the camera a striker seen to stop against it before it was hidden is judged on how it
         stopped (`_stopped_on_impact`, seed 216 cam05)."""
-        rules = self.rules
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))
         if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
             return []
         now_s = frame_ts.timestamp()
-        for other in self._lost:
-            last_s = float(other.t_s[-1])
-            if other.class_id in TWO_WHEELERS:
+        rules = self.rules
+        for other, found_xy in self._vanished(history, current, now_s):
+            if other.class_id in TWO_WHEELERS or other.t_s[-1] < stood_s:
                 continue
-            if last_s < stood_s or not rules.collision_confirm_s <= now_s - last_s <= rules.collision_confirm_s + 1.0:
-                continue  # the striker vanished at the impact, a confirmation time ago
+            if found_xy is not None:
+                along_m, lateral_m = along_across_m(stop_xy - found_xy, self._segment_dir_xy[s])
+                if lateral_m <= rules.lane_halfwidth_m and along_m >= -rules.contact_margin_m:
+                    continue  # found again behind it in its lane: itself, judged as seen (`_collision`)
             impact_s = self._vanished_at_speed(other, history, stop_xy, s)
             if impact_s is None and self._segment_towards_camera[s]:
                 impact_s = self._stopped_on_impact(other, history, stood_s, stop_xy, s)
             if impact_s is not None:
                 return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
+
+    def _vanished(self, history: _History, current: list[_History],
+                  now_s: float) -> list[tuple[_History, np.ndarray | None]]:
+        """Other vehicles whose tracks vanished a confirmation time ago (`collision_confirm_s`, within a
+        second), each cut at the point it vanished, with the point it was found again at: None if lost since,
+        or found again only after more than `COLLISION_MAX_UNSEEN_S`, perhaps on another road user (seed 254
+        cam05: a car passing the struck truck in the next lane took the hidden striker's track a second after
+        the impact)."""
+        confirm_s = self.rules.collision_confirm_s
+        vanished: list[tuple[_History, np.ndarray | None]] = []
+        for other in [*current, *self._lost]:
+            if other is history or not other.is_vehicle:
+                continue
+            n = int(np.searchsorted(other.t_s, now_s - confirm_s, side="right"))
+            if n < 3 or now_s - other.t_s[n - 1] > confirm_s + 1.0:
+                continue
+            if n == len(other.t_s):
+                vanished.append((other, None))
+            elif other.t_s[n] - other.t_s[n - 1] > COLLISION_MAX_UNSEEN_S:
+                vanished.append((other.upto(n), other.xy_m[n]))
+        return vanished
 
     def _vanished_at_speed(self, other: _History, struck: _History, stop_xy: np.ndarray, s: int) -> float | None:
         """When `other` would have hit the standing vehicle at stop_xy, had it gone on as it was when it

@@ -570,6 +570,22 @@ def test_a_striker_must_be_seen_arriving(towards, unseen_before_stop_s, collides
     assert bool(raised(run_trajectories({1: striker, 2: struck}, seconds=12, cam=cam), "collision")) == collides
 
 
+@pytest.mark.parametrize("found_again_after_s, collides", [(None, True), (1.0, True), (0.4, False)])
+def test_a_striker_hidden_at_the_impact_is_judged_where_it_vanished(found_again_after_s, collides):
+    """Seed 254 cam05: a car at 57 km/h vanished behind the truck it struck; a second later its track was
+    found again on a car passing the truck in the next lane, which went on out of view. Unseen for more than
+    a moment, a track is judged where it vanished, whatever it was found on after; found again at once, it
+    never vanished."""
+    objects = vanishing_case(speed_mps=10.0, vanish_y_m=34.0)
+    follower = objects[2][1]
+    if found_again_after_s is not None:
+        last_k = next(k for k, p in enumerate(follower) if p is None) - 1
+        found_k = last_k + round(found_again_after_s * FPS)
+        follower[found_k:] = [(RIGHT_X_M, 34.0 + 10.0 * (k - last_k) / FPS) for k in range(found_k, len(follower))]
+    paths = {track_id: path for track_id, (_, path) in objects.items()}
+    assert bool(raised(run_trajectories(paths, seconds=10), "collision")) == collides
+
+
 @pytest.mark.parametrize("unseen_s, wrong_way", [(2.8, False), (0.0, True)])
 def test_a_track_back_10_m_after_seconds_unseen_is_no_wrong_way(unseen_s, wrong_way):
     """Seed 223 cam03: a car's track standing at the top of the picture went unseen for 2.8 s, then took the
