@@ -549,9 +549,10 @@ class _History:
         return self._smooth_xy_m
 
     def upto(self, n: int) -> _History:
-        """The history of its first n points: where it stood before a gap."""
-        cut = {name: getattr(self, name)[:n] for name in
-               ("t_s", "xy_m", "segment_depth_m", "front_depth_m", "no_stopping_depth_m", "stop_offset_m", "stop_lateral")}
+        """The history of its first n points: where it went before a gap."""
+        arrays = ("t_s", "xy_m", "segment_depth_m", "front_depth_m", "no_stopping_depth_m", "stop_offset_m",
+                  "stop_lateral")
+        cut = {name: getattr(self, name)[:n] for name in arrays}
         return replace(self, **cut, _smooth_xy_m=None)
 
     @property
@@ -1244,10 +1245,11 @@ class IncidentDetector:
     def _struck_from_behind(self, history: _History, current: list[_History], stood_s: float, frame_ts: datetime,
                             stop_xy: np.ndarray) -> list[Incident]:
         """A standing vehicle struck by one behind it in its lane whose track vanished at the impact
-        (`_vanished`): after it one box covers both. A striker that vanished close behind it was about to hit it, too fast to stop (it
-        would have needed more than `collision_decel_mps2`, and was not braking: `BRAKING_SPEED_RATIO`); where
-        traffic drives away from the camera it vanishes behind the standing one, where it comes towards the
-        camera the standing one hides it (seed 238 cam07: lost at 10 m/s a metre or two before the impact).
+        (`_vanished`): after it one box covers both. A striker that vanished close behind it was about to hit
+        it, too fast to stop (it would have needed more than `collision_decel_mps2`, and was not braking:
+        `BRAKING_SPEED_RATIO`); where traffic drives away from the camera it vanishes behind the standing one,
+        where it comes towards the camera the standing one hides it (seed 238 cam07: lost at 10 m/s a metre
+        or two before the impact).
         Towards the camera a striker seen to stop against it before it was hidden is judged on how it
         stopped (`_stopped_on_impact`, seed 216 cam05)."""
         depths = history.segment_depth_m[-1]
@@ -1273,10 +1275,10 @@ class IncidentDetector:
     def _vanished(self, history: _History, current: list[_History],
                   now_s: float) -> list[tuple[_History, np.ndarray | None]]:
         """Other vehicles whose tracks vanished a confirmation time ago (`collision_confirm_s`, within a
-        second), each cut at the point it vanished, with the point it was found again at: None if lost since,
-        or found again only after more than `COLLISION_MAX_UNSEEN_S`, perhaps on another road user (seed 254
-        cam05: a car passing the struck truck in the next lane took the hidden striker's track a second after
-        the impact)."""
+        second) and were lost since, or found again only after more than `COLLISION_MAX_UNSEEN_S`, perhaps on
+        another road user (seed 254 cam05: a car passing the struck truck in the next lane took the hidden
+        striker's track a second after the impact). Each is cut at the point it vanished and paired with the
+        point it was found again at (None if lost since)."""
         confirm_s = self.rules.collision_confirm_s
         vanished: list[tuple[_History, np.ndarray | None]] = []
         for other in [*current, *self._lost]:
