@@ -641,6 +641,8 @@ class IncidentDetector:
         self._free_flow_until_s: dict[int, float] = {}
         """Per segment, the end of its last closed window if that window flowed (`FREE_FLOW_RATIO`)."""
         self._lost: list[_History] = []
+        self._vanished: list[tuple[_History, np.ndarray | None]] = []
+        """`_vanished_vehicles` of this frame."""
         self._last_update_s = -math.inf
         """Four-wheelers not seen this frame, last seen within `collision_confirm_s` + 10 s."""
         self._clear_since_s: dict[int, float] = {}
@@ -691,6 +693,7 @@ class IncidentDetector:
         self._read_signals(now_s, frame_ts, frame_yuv)
         current = self._ingest(tracks, now_s)
         self._lost = self._lost_vehicles(current, now_s)
+        self._vanished = self._vanished_vehicles(current, now_s)
         raised: list[Incident] = []
         for history in current:
             if history.is_vehicle:
@@ -1039,7 +1042,7 @@ class IncidentDetector:
         stop_xy = np.median(xy[k:], axis=0)
         raised: list[Incident] = []
         raised += self._collision(history, current, k, now_s, frame_ts, stop_xy)
-        raised += self._struck_from_behind(history, current, stood_s, frame_ts, stop_xy)
+        raised += self._struck_from_behind(history, stood_s, frame_ts, stop_xy)
         in_no_stopping = False
         for z, zone in enumerate(self._no_stopping):
             if inside_depth_m(stop_xy, self._no_stopping_xy[z])[0] < 0:
@@ -1242,10 +1245,10 @@ class IncidentDetector:
         to_go_m = float(stop_xy @ heading - along.mean()) + anchor_error_m
         return speed_mps**2 / (2 * max(to_go_m, STOP_SPOT_M)) if speed_mps > 0 else 0.0
 
-    def _struck_from_behind(self, history: _History, current: list[_History], stood_s: float, frame_ts: datetime,
+    def _struck_from_behind(self, history: _History, stood_s: float, frame_ts: datetime,
                             stop_xy: np.ndarray) -> list[Incident]:
         """A standing vehicle struck by one behind it in its lane whose track vanished at the impact
-        (`_vanished`): after it one box covers both. A striker that vanished close behind it was about to hit
+        (`_vanished_vehicles`): after it one box covers both. A striker that vanished close behind it was about to hit
         it, too fast to stop (it would have needed more than `collision_decel_mps2`, and was not braking:
         `BRAKING_SPEED_RATIO`); where traffic drives away from the camera it vanishes behind the standing one,
         where it comes towards the camera the standing one hides it (seed 238 cam07: lost at 10 m/s a metre
@@ -1256,10 +1259,9 @@ class IncidentDetector:
         s = int(np.argmax(depths))
         if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
             return []
-        now_s = frame_ts.timestamp()
         rules = self.rules
-        for other, found_xy in self._vanished(history, current, now_s):
-            if other.class_id in TWO_WHEELERS or other.t_s[-1] < stood_s:
+        for other, found_xy in self._vanished:
+            if other.track_id == history.track_id or other.class_id in TWO_WHEELERS or other.t_s[-1] < stood_s:
                 continue
             if found_xy is not None:
                 along_m, lateral_m = along_across_m(stop_xy - found_xy, self._segment_dir_xy[s])
@@ -1272,17 +1274,16 @@ class IncidentDetector:
                 return self._raise_collision(history, other, s, start_s=impact_s, frame_ts=frame_ts, stop_xy=stop_xy)
         return []
 
-    def _vanished(self, history: _History, current: list[_History],
-                  now_s: float) -> list[tuple[_History, np.ndarray | None]]:
-        """Other vehicles whose tracks vanished a confirmation time ago (`collision_confirm_s`, within a
+    def _vanished_vehicles(self, current: list[_History], now_s: float) -> list[tuple[_History, np.ndarray | None]]:
+        """Vehicles whose tracks vanished a confirmation time ago (`collision_confirm_s`, within a
         second) and were lost since, or found again only after more than `COLLISION_MAX_UNSEEN_S`, perhaps on
         another road user (seed 254 cam05: a car passing the struck truck in the next lane took the hidden
         striker's track a second after the impact). Each is cut at the point it vanished and paired with the
-        point it was found again at (None if lost since)."""
+        point it was found again at (None if lost since). Found once per frame, as `_lost_vehicles`."""
         confirm_s = self.rules.collision_confirm_s
         vanished: list[tuple[_History, np.ndarray | None]] = []
         for other in [*current, *self._lost]:
-            if other is history or not other.is_vehicle:
+            if not other.is_vehicle:
                 continue
             n = int(np.searchsorted(other.t_s, now_s - confirm_s, side="right"))
             if n < 3 or now_s - other.t_s[n - 1] > confirm_s + 1.0:
