@@ -39,9 +39,10 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   Towards the camera, also one behind seen stopping against it, harder than `collision_decel_mps2` allows,
   before it was hidden;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
-  `pedestrian_min_s`, deeper in than two pixels of its box's bottom edge span on the ground
-  (`ANCHOR_ERROR_PX`; seed 246 cam03: pedestrians walking along the sidewalk at the far end of the view,
-  where a pixel spans 0.8 m, raised three times), if standing still at least `pedestrian_standing_depth_m`
+  `pedestrian_min_s` since it stepped `pedestrian_margin_m` in, now deeper in than two pixels of its box's
+  bottom edge span on the ground (`ANCHOR_ERROR_PX`; seed 246 cam03: pedestrians walking along the sidewalk
+  at the far end of the view, where a pixel spans 0.8 m, raised three times; seed 255 cam08: a jaywalker
+  crossed the 1.7 m of a lane deeper than that in 0.9 s), if standing still at least `pedestrian_standing_depth_m`
   into it (a car's edge read as a pedestrian, or someone at the kerb, stands within an anchor's error of
   the edge: seeds 222 cam04, 234 cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`:
   faster is a misread cyclist), not detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto
@@ -1424,9 +1425,8 @@ class IncidentDetector:
                 if not self._pedestrian_boxes_since(history, float(leapt_s[-1])):
                     continue
                 run = int(np.searchsorted(history.t_s, leapt_s[-1]))
-            margins_m = np.maximum(rules.pedestrian_margin_m, self._anchor_error_m(history.xy_m[run:]))
-            deep = np.flatnonzero(history.segment_depth_m[run:, s] >= margins_m)
-            if now_s - history.t_s[run + deep[0]] < rules.pedestrian_min_s:
+            stepped_in = np.flatnonzero(history.segment_depth_m[run:, s] >= rules.pedestrian_margin_m)
+            if now_s - history.t_s[run + stepped_in[0]] < rules.pedestrian_min_s:
                 continue
             if fastest_net_mps(history.t_s[run:], history.smooth_xy_m[run:], over_s=1.0) > rules.pedestrian_max_speed_mps:
                 continue  # drove in the lanes: a pedestrian's track that switched to a motorcycle (seed 240 cam03)

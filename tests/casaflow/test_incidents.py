@@ -1243,6 +1243,21 @@ def test_a_pedestrian_must_be_in_the_lane_by_more_than_its_boxs_error(y0_m, on_t
     assert bool(raised(run(walker, seconds=12, cam=cam), "pedestrian_on_road")) == on_the_road
 
 
+@pytest.mark.parametrize("crossing, on_the_road", [(True, True), (False, False)])
+def test_a_jaywalker_crossing_one_lane_counts_the_time_from_stepping_in(crossing, on_the_road):
+    """Seed 255 cam08: a jaywalker crossed a one-lane zone at 1.8 m/s; where two pixels of a box's bottom
+    edge span 0.8 m, only the middle 1.7 m of its 3.3 is surely in the lane, crossed in 0.9 s, under
+    `pedestrian_min_s`. The time counts from stepping `pedestrian_margin_m` in. One stepping 0.6 m off
+    the kerb and back was never surely in the lane."""
+    cam = camera(stop_line=False, no_stopping=False)
+    one_lane = project_ground_polygon(PINHOLE, ground_polygon(1.0, 4.3, 15.0, 60.0)).tolist()
+    cam = cam.model_copy(update={"segments": [cam.segments[0].model_copy(update={"zone": one_lane, "lanes": 1})]})
+    times_s = np.arange(0.0, 8.0, 1 / FPS)
+    x_m = 5.0 - 1.8 * times_s if crossing else 3.7 + np.abs(1.3 - times_s)
+    incidents = run_trajectories({1: [(x, 40.0) for x in x_m]}, seconds=8, classes={1: "pedestrian"}, cam=cam)
+    assert bool(raised(incidents, "pedestrian_on_road")) == on_the_road
+
+
 @pytest.mark.parametrize("now_following, on_the_road", [("motorcycle", False), ("pedestrian", True)])
 def test_a_pedestrians_track_that_leapt_into_the_lane_is_judged_on_its_boxes_since(now_following, on_the_road):
     """Seed 249 cam03: a pedestrian's track on the sidewalk leapt 3 m onto a motorcycle standing in a queue in
