@@ -38,13 +38,13 @@ from casaflow.source import PyAVSource, RetryPolicy
 def cached_detections(video: Path, cache: Path, *, start_time, analysis_fps: float, weights: Path | None,
                       min_confidence: float) -> dict[int, Detections]:
     """Per analysed frame index, the detector's output at or above `min_confidence` (computed once at 0.05,
-    then read from `cache`)."""
+    at the weights' trained input as a GPU deployment runs them, then read from `cache`)."""
     if not cache.is_file():
         from casaflow.detector.clip import detect_clip, write_detections
         from casaflow.detector.runtime import load_detector
 
-        table, frames = detect_clip(load_detector(weights, min_confidence=0.05), video, start_time=start_time,
-                                    analysis_fps=analysis_fps)
+        runtime = load_detector(weights, min_confidence=0.05, cpu_max_input_px=None)
+        table, frames = detect_clip(runtime, video, start_time=start_time, analysis_fps=analysis_fps)
         write_detections(table, cache)
         print(f"  detected {frames} frames of {video.name}", flush=True)
     rows = pq.read_table(cache).to_pandas()

@@ -127,7 +127,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from casaflow.detector.runtime import load_detector
 
     try:
-        runtime = load_detector(args.weights, device=args.device, min_confidence=0.05, num_threads=args.threads)
+        runtime = load_detector(args.weights, device=args.device, min_confidence=0.05, num_threads=args.threads,
+                                cpu_max_input_px=None)
         dataset = FrameDataset(args.data, cache_dir=args.cache, frame_step=args.frame_step, progress=_print_progress)
         report = evaluate_runtime(runtime, dataset, progress=_print_progress)
     except (DatasetError, ValueError, FileNotFoundError) as error:
