@@ -8,6 +8,7 @@
 #   bash scripts/gpu_train.sh prepare data/sim/seed101 data/sim/seed102 ...   # here: fills .gpu-train/
 #   bash scripts/gpu_train.sh run OUT SECONDS [train-detector options]         # there, with carry=[".gpu-train"]
 #
+# `prepare` keeps one frame in FRAME_STEP (default 25, one a second; 50 fits 22 seeds in the 64 MiB).
 # `run` measures the GPU's training rate in a 60-step probe, then sets --epochs so that the warm-up and the
 # cosine decay end within SECONDS; detector.pt, checkpoint.pt and the logs land in OUT.
 set -euo pipefail
@@ -17,7 +18,7 @@ case $mode in
 prepare)
   mkdir -p .gpu-train
   for dir in "$@"; do
-    .venv/bin/casaflow pack-dataset "$dir" --out ".gpu-train/$(basename "$dir")" --frame-step 25 --crf 23
+    .venv/bin/casaflow pack-dataset "$dir" --out ".gpu-train/$(basename "$dir")" --frame-step "${FRAME_STEP:-25}" --crf 23
   done
   site=$(mktemp -d)
   tar -C "$site" -xJf .gpu/site.tar.xz
