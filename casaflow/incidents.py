@@ -42,12 +42,12 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   `pedestrian_min_s` since it stepped `pedestrian_margin_m` in, now deeper in than two pixels of its box's
   bottom edge span on the ground (`ANCHOR_ERROR_PX`; seed 246 cam03: pedestrians walking along the sidewalk
   at the far end of the view, where a pixel spans 0.8 m, raised three times; seed 255 cam08: a jaywalker
-  crossed the 1.7 m of a lane deeper than that in 0.9 s), if standing still at least `pedestrian_standing_depth_m`
-  into it (a car's edge read as a pedestrian, or someone at the kerb, stands within an anchor's error of
-  the edge: seeds 222 cam04, 234 cam02; a jaywalker walks in), at walking pace (`pedestrian_max_speed_mps`:
-  faster is a misread cyclist), not detected as a car lately (`FOUR_WHEELERS_SEEN_S`: a track switched onto
-  a car keeps its votes), and after a leap onto another road user judged from the leap, on mostly
-  pedestrians' boxes since; starts when it stepped in;
+  crossed the 1.7 m of a lane deeper than that in 0.9 s), if standing still at least
+  `pedestrian_standing_depth_m` into it (a car's edge read as a pedestrian, or someone at the kerb, stands
+  within an anchor's error of the edge: seeds 222 cam04, 234 cam02; a jaywalker walks in), at walking pace
+  (`pedestrian_max_speed_mps`: faster is a misread cyclist), not detected as a car lately
+  (`FOUR_WHEELERS_SEEN_S`: a track switched onto a car keeps its votes), and after a leap onto another road
+  user judged from the leap, on mostly pedestrians' boxes since; starts when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
   space-mean speed, so far) once it holds `congestion_min_vehicle_s` (two cars standing for a moment at a
