@@ -33,9 +33,9 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   apart first (one truck can have two boxes): the impact is what stopped it; starts at the contact. Or a
   standing vehicle that one behind it in its lane was closing on too fast to stop (more than
   `collision_decel_mps2` needed in the gap to its typical length, at `VANISHED_STRIKER_MIN_MPS` or faster)
-  and without braking when it vanished there: one box covers both after the impact (not inferred for
-  two-wheelers, which filter past standing traffic and vanish behind it; where traffic comes towards the
-  camera the one ahead hides it).
+  and without braking when it vanished there: one box covers both after the impact (a two-wheeler, which
+  filters past standing traffic and vanishes behind it, at `TWO_WHEELER_STRIKER_MIN_MPS` or faster; where
+  traffic comes towards the camera the one ahead hides it).
   Towards the camera, also one behind seen stopping against it, harder than `collision_decel_mps2` allows,
   before it was hidden;
 - `pedestrian_on_road`: a pedestrian inside a segment's zone, away from stop-line crossings, for
@@ -1258,11 +1258,11 @@ class IncidentDetector:
         stopped (`_stopped_on_impact`, seed 216 cam05)."""
         depths = history.segment_depth_m[-1]
         s = int(np.argmax(depths))
-        if depths[s] < 0 or ("collision", history.track_id) in self._open or history.class_id in TWO_WHEELERS:
+        if depths[s] < 0 or ("collision", history.track_id) in self._open:
             return []
         rules = self.rules
         for other, found_xy in self._vanished:
-            if other.track_id == history.track_id or other.class_id in TWO_WHEELERS or other.t_s[-1] < stood_s:
+            if other.track_id == history.track_id or other.t_s[-1] < stood_s:
                 continue
             if found_xy is not None:
                 along_m, lateral_m = along_across_m(stop_xy - found_xy, self._segment_dir_xy[s])
@@ -1297,7 +1297,9 @@ class IncidentDetector:
 
     def _vanished_at_speed(self, other: _History, struck: _History, stop_xy: np.ndarray, s: int) -> float | None:
         """When `other` would have hit the standing vehicle at stop_xy, had it gone on as it was when it
-        vanished: close behind it, at `VANISHED_STRIKER_MIN_MPS` or faster, not braking, too fast to stop in the
+        vanished: close behind it, at `VANISHED_STRIKER_MIN_MPS` or faster (a two-wheeler at
+        `TWO_WHEELER_STRIKER_MIN_MPS`: seed 258 cam05, a motorcycle at 60 km/h hidden behind a standing one it
+        struck; 253 cam05, one at 37 km/h behind a car), not braking, too fast to stop in the
         gap to the struck vehicle's typical length (its `LENGTH_UNCERTAINTY` would have a car braking 10 m
         behind a bus, hidden by it, too close to stop: seed 249 cam05)."""
         rules = self.rules
@@ -1309,7 +1311,10 @@ class IncidentDetector:
         recent = other.t_s >= last_s - 1.0
         speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
         gap_m = along_m - self._contact_reach_m(struck, other, s, length_uncertainty=0.0)
-        if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < VANISHED_STRIKER_MIN_MPS:
+        min_speed_mps = VANISHED_STRIKER_MIN_MPS
+        if other.class_id in TWO_WHEELERS:
+            min_speed_mps = max(min_speed_mps, TWO_WHEELER_STRIKER_MIN_MPS)
+        if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < min_speed_mps:
             return None
         if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
             return None
