@@ -162,11 +162,18 @@ LOST_S = 0.5
 """A vehicle unseen this long has ended, as far as the camera can measure it, its passage through a zone
 and its crossing of a stop line: both are judged on the points it has."""
 TWO_WHEELERS = frozenset({CLASS_IDS["motorcycle"], CLASS_IDS["bicycle"]})
-"""They filter past standing traffic and vanish behind it: no striker is inferred from their tracks ending."""
+"""They filter past standing traffic and vanish behind it: judged as strikers only from a higher speed."""
 TWO_WHEELER_STRIKER_MIN_MPS = 9.0
 """A two-wheeler is judged to have struck a standing vehicle only if it came at least this fast (32 km/h):
 two-wheelers filter up to standing traffic and stop close behind it, and their small boxes lag the stop
 (seed 216 cam01: a bicycle at 5.8 m/s stopped against a standing car's rear)."""
+
+
+def striker_min_speed_mps(class_id: int, min_speed_mps: float) -> float:
+    """The speed a striker of `class_id` must have come at: two-wheelers at least `TWO_WHEELER_STRIKER_MIN_MPS`."""
+    return max(min_speed_mps, TWO_WHEELER_STRIKER_MIN_MPS) if class_id in TWO_WHEELERS else min_speed_mps
+
+
 STRUCK_HELD_S = 1.0
 """A standing vehicle lost from sight is held where it stood this long in the search for the contact: the
 striker's box can hide it, or take it in, just before the impact (seed 233 cam07)."""
@@ -1197,9 +1204,7 @@ class IncidentDetector:
         first, last = approach[0], approach[-1]
         travel_xy = history.smooth_xy_m[last] - history.smooth_xy_m[first]
         travel_m = float(np.linalg.norm(travel_xy))
-        min_speed_mps = rules.collision_min_speed_mps
-        if history.class_id in TWO_WHEELERS:
-            min_speed_mps = max(min_speed_mps, TWO_WHEELER_STRIKER_MIN_MPS)
+        min_speed_mps = striker_min_speed_mps(history.class_id, rules.collision_min_speed_mps)
         if depths[s] < 0 or travel_m < min_speed_mps * max(t[last] - t[first], 1e-6):
             return []  # the net (median-filtered) travel: a jittering box of a creeping bus has a long path
         heading = travel_xy / travel_m
@@ -1311,9 +1316,7 @@ class IncidentDetector:
         recent = other.t_s >= last_s - 1.0
         speed_mps = fitted_speed_mps(other.t_s[recent], other.smooth_xy_m[recent] @ direction)
         gap_m = along_m - self._contact_reach_m(struck, other, s, length_uncertainty=0.0)
-        min_speed_mps = VANISHED_STRIKER_MIN_MPS
-        if other.class_id in TWO_WHEELERS:
-            min_speed_mps = max(min_speed_mps, TWO_WHEELER_STRIKER_MIN_MPS)
+        min_speed_mps = striker_min_speed_mps(other.class_id, VANISHED_STRIKER_MIN_MPS)
         if lateral_m > rules.lane_halfwidth_m or not -2.0 <= gap_m <= 10.0 or speed_mps < min_speed_mps:
             return None
         if speed_mps**2 / (2 * max(gap_m, 0.1)) < rules.collision_decel_mps2 or leaps_since(other.t_s, other.xy_m, since_s=last_s - 2.0):
