@@ -50,18 +50,18 @@ inventory's zones, mapped once from the image to the ground, for the tracks dete
   user judged from the leap, on mostly pedestrians' boxes since; starts when it stepped in;
 - `congestion`: a segment whose speed ratio is below `congestion_ratio` (the queuing and stationary jam
   classes), raised early from the meter's open window (`SegmentMeter.open_windows`: the closed windows'
-  space-mean speed, so far) once it holds `congestion_min_vehicle_s` (two cars standing for a moment at a
-  red out of sight read near zero), or `congestion_min_vehicle_s_after_free_flow` right after a window at
-  level of service C or better, where a standing group is more often a red queue about to discharge, and
-  its traffic is at a stand now (`OpenWindow.recent_speed_ratio` under `congestion_standing_ratio`: on the
-  ten tuning seeds, half the false alarms were raised as a slow first half of a window began to flow,
-  which then closed at 0.27 to 0.35, and waiting for a stand delayed the true jams by 0.9 s on average; on
-  held-out seeds 249-250 it prevented none and delayed them by 4.8 s); then
-  confirmed or ended by the closed windows; ends at the first closed window at or above
-  `congestion_end_ratio` (hysteresis, so a segment hovering at the threshold raises one incident, not one
-  per window); starts at the first window's start. A queue standing that long at a red is a jam by the
-  window's speed too: waiting for a green to discharge it delayed every early raise on the twelve tuning
-  seeds (by 6 to 34 s) and held back none that the closed window did not confirm.
+  space-mean speed, so far) once it holds `congestion_min_vehicle_s` (two cars standing for a moment at a red
+  out of sight read near zero; 90 of them right after a window at level of service C or better, tried against
+  red queues about to discharge, raised no false alarm fewer over 21 tuning seeds and found their jams 1.1 s
+  later on average, one a window late) and its traffic is at a stand now (`OpenWindow.recent_speed_ratio`
+  under `congestion_standing_ratio`: on the ten tuning seeds, half the false alarms were raised as a slow
+  first half of a window began to flow, which then closed at 0.27 to 0.35, and waiting for a stand delayed the
+  true jams by 0.9 s on average; on held-out seeds 249-250 it prevented none and delayed them by 4.8 s); then
+  confirmed or ended by the closed windows; ends at the first closed window at or above `congestion_end_ratio`
+  (hysteresis, so a segment hovering at the threshold raises one incident, not one per window); starts at the
+  first window's start. A queue standing that long at a red is a jam by the window's speed too: waiting for a
+  green to discharge it delayed every early raise on the twelve tuning seeds (by 6 to 34 s) and held back none
+  that the closed window did not confirm.
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ from casaflow.geometry import along_across_m, apply_homography, away_from_camera
 from casaflow.inventory import Camera
 from casaflow.kinematics import leap_times_s, leaps_since, longest_unseen_s, too_young_since
 from casaflow.measurement import MAX_GAP_S, OpenWindow, SegmentWindow
-from casaflow.measures import LOS_THRESHOLDS
 from casaflow.rules import IncidentRules
 from casaflow.tracking import Track
 
@@ -198,8 +197,6 @@ WRONG_WAY_SEEN_SHARE = 0.5
 track unseen for 3 s behind a standing queue came back 10 m back against it (seed 223 cam03: its box had
 jumped to the car behind), while a wrong-way driver hidden for a second by a passing car was seen driving
 9 m of its 17."""
-FREE_FLOW_RATIO = next(ratio for ratio, los in LOS_THRESHOLDS if los == "C")
-"""A closed window at this speed ratio or above flowed (level of service C or better)."""
 SMOOTHING_LAG = 2
 """Points at a trajectory's end whose moving median (window 5) still depends on the edge padding."""
 LENGTH_UNCERTAINTY = 0.3
@@ -646,8 +643,6 @@ class IncidentDetector:
         self._raised: set[tuple[str, int]] = set()
         self._open: dict[tuple[str, int], _Open] = {}
         self._congestion: dict[int, Incident] = {}
-        self._free_flow_until_s: dict[int, float] = {}
-        """Per segment, the end of its last closed window if that window flowed (`FREE_FLOW_RATIO`)."""
         self._lost: list[_History] = []
         self._vanished: list[tuple[_History, np.ndarray | None]] = []
         """`_vanished_vehicles` of this frame."""
@@ -1488,11 +1483,9 @@ class IncidentDetector:
             if s in self._congestion or window is None or window.speed_ratio is None:
                 continue
             window_start_s = window.window_end.timestamp() - rules.window_s
-            after_free_flow = abs(self._free_flow_until_s.get(s, -math.inf) - window_start_s) < 1e-3
-            min_vehicle_s = rules.congestion_min_vehicle_s_after_free_flow if after_free_flow else rules.congestion_min_vehicle_s
             if (
                 now_s - window_start_s >= rules.congestion_early_s
-                and window.vehicle_s >= max(min_vehicle_s, 1e-9)
+                and window.vehicle_s >= max(rules.congestion_min_vehicle_s, 1e-9)
                 and window.speed_ratio < rules.congestion_ratio
                 and window.recent_speed_ratio is not None
                 and window.recent_speed_ratio < rules.congestion_standing_ratio
@@ -1505,10 +1498,6 @@ class IncidentDetector:
                 continue
             ratio = window.speed_ratio
             window_start_s = window.window_end.timestamp() - window.window_s
-            if ratio is not None and ratio >= FREE_FLOW_RATIO:
-                self._free_flow_until_s[s] = window.window_end.timestamp()
-            else:
-                self._free_flow_until_s.pop(s, None)
             if s not in self._congestion and ratio is not None and ratio < rules.congestion_ratio:
                 out.append(self._raise_congestion(s, window_start_s, frame_ts))
             elif s in self._congestion and (ratio is None or ratio >= rules.congestion_end_ratio):

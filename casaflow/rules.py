@@ -49,7 +49,6 @@ class IncidentRules(BaseModel):
     congestion_end_ratio: float = Field(default=0.30, gt=0, le=1, description="speed ratio at or above which a congestion ends (hysteresis: no flapping at the threshold)")
     congestion_early_s: float = Field(default=8.0, ge=0, le=3600, description="window time before a running estimate may raise")
     congestion_min_vehicle_s: float = Field(default=60.0, ge=0, le=3600, description="vehicle-seconds a running estimate needs (a few cars standing for a moment are a red queue's tail more often than a jam)")
-    congestion_min_vehicle_s_after_free_flow: float = Field(default=90.0, ge=0, le=3600, description="vehicle-seconds it needs right after a window at level of service C or better (traffic that flowed and now stands is more often a red queue about to discharge)")
     congestion_standing_ratio: float = Field(default=0.15, gt=0, le=1, description="speed ratio the last few seconds (the meter's RECENT_S) must be under for a running estimate to raise: traffic at a stand now, not a jam dissolving before its window closes")
     window_s: float = Field(default=60.0, gt=0, le=3600, description="measurement window, as the SegmentMeter's")
     history_s: float = Field(default=120.0, ge=10, le=3600, description="seconds of trajectory kept per track")
