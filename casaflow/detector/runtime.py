@@ -370,6 +370,7 @@ def build_runtime(options: DetectorOptions) -> DetectorRuntime:
     """Builds the runtime that `options` describe (CenterNet weights or a torchvision COCO detector)."""
     if options.num_threads is not None:
         torch.set_num_threads(options.num_threads)
+    device = resolve_device(options.device)
     if options.model == "coco":
         from casaflow.detector.coco import CocoDetectorAdapter, build_coco_model
 
@@ -382,11 +383,11 @@ def build_runtime(options: DetectorOptions) -> DetectorRuntime:
         _check_default_weights(options.weights_path)
         model = load_model(options.weights_path or DEFAULT_WEIGHTS_PATH)
         input_size_wh = options.input_size_wh
-        if input_size_wh is None and options.cpu_max_input_px and resolve_device(options.device).type == "cpu":
+        if input_size_wh is None and options.cpu_max_input_px and device.type == "cpu":
             input_size_wh = scaled_input_size_wh(model.input_size_wh, max_px=options.cpu_max_input_px)
         detector = CenterNetDetector(model, input_size_wh=input_size_wh)
     return DetectorRuntime(
-        detector, device=options.device, fp16=options.fp16, pad_batches=options.pad_batches, cuda_graphs=options.cuda_graphs,
+        detector, device=device, fp16=options.fp16, pad_batches=options.pad_batches, cuda_graphs=options.cuda_graphs,
         min_confidence=options.min_confidence, top_k=options.top_k,
     )
 
